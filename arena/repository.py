@@ -1,0 +1,62 @@
+"""All SQL of the arena."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arena.models import Battle, BattleAnswer, BattleStatus, PairCount, Verdict, Vote
+from server.core.db import utcnow
+from server.core.errors import not_found
+
+
+async def get_battle(session: AsyncSession, battle_id: uuid.UUID, *, lock: bool = False) -> Battle:
+    query = select(Battle).where(Battle.id == battle_id)
+    battle = await session.scalar(query.with_for_update() if lock else query)
+    if battle is None:
+        raise not_found("battle", battle_id)
+    return battle
+
+
+async def answers_of(session: AsyncSession, battle_id: uuid.UUID) -> Sequence[BattleAnswer]:
+    query = select(BattleAnswer).where(BattleAnswer.battle_id == battle_id).order_by(BattleAnswer.side)
+    return (await session.scalars(query)).all()
+
+
+async def vote_of(session: AsyncSession, battle_id: uuid.UUID) -> Vote | None:
+    return await session.scalar(select(Vote).where(Vote.battle_id == battle_id))
+
+
+async def bump_pair_count(
+    session: AsyncSession, dimension: str, model_a: int, model_b: int, verdict: Verdict
+) -> None:
+    lo, hi = sorted((model_a, model_b))
+    winner_is_lo = (verdict == Verdict.a) == (model_a == lo)
+    column = {Verdict.tie: "ties", Verdict.both_bad: "both_bad"}.get(
+        verdict, "lo_wins" if winner_is_lo else "hi_wins"
+    )
+    row = {"dimension": dimension, "model_lo_id": lo, "model_hi_id": hi, column: 1}
+    statement = insert(PairCount).values(row)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["dimension", "model_lo_id", "model_hi_id"],
+            set_={column: getattr(PairCount, column) + 1},
+        )
+    )
+
+
+async def pair_counts(session: AsyncSession, dimension: str) -> Sequence[PairCount]:
+    return (await session.scalars(select(PairCount).where(PairCount.dimension == dimension))).all()
+
+
+async def fail_stale_battles(session: AsyncSession, older_than: datetime) -> int:
+    """Battles left 'generating' by a crash become 'failed', so none stays half-done."""
+    result = await session.execute(
+        update(Battle)
+        .where(Battle.status == BattleStatus.generating, Battle.created_at < older_than)
+        .values(status=BattleStatus.failed, finished_at=utcnow())
+    )
+    return result.rowcount or 0

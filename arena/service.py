@@ -1,0 +1,149 @@
+"""Battle logic: draw an anonymous pair, collect both answers, take one vote, reveal the names.
+
+A battle is written in two short transactions around the generation (never one held open while
+models think): first as 'generating', then with its answers. A crash in between leaves a
+'generating' row that the housekeeping job marks failed, so nothing stays half-done.
+"""
+
+import asyncio
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from arena import repository as repo
+from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, Vote
+from arena.schemas import AnswerOut, BattleOut, RevealedModel, VoteIn
+from inference import BackendPool, InferenceError, Message, SamplingParams, parse_backend_config
+from server.core.db import transaction, utcnow
+from server.core.errors import LibraError, conflict
+from server.core.registry import repository as registry
+from server.core.registry.models import Contestant, ContestantStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BattleLimits:
+    max_prompt_chars: int
+    max_tokens: int
+    timeout_s: float
+
+
+def draw_pair(ids: Sequence[int], rng: np.random.Generator) -> tuple[int, int]:
+    """Two distinct contestants, uniformly; the order decides which is side A."""
+    if len(ids) < 2:
+        raise LibraError("the arena needs at least two active models", status=503, code="no_pair")
+    first, second = rng.choice(len(ids), size=2, replace=False)
+    return ids[int(first)], ids[int(second)]
+
+
+async def _answer(pool: BackendPool, model: Contestant, prompt: str, limits: BattleLimits) -> BattleAnswer:
+    backend = pool.get(parse_backend_config(model.config))
+    params = SamplingParams(max_tokens=limits.max_tokens)
+    try:
+        result = await asyncio.wait_for(backend.generate([Message("user", prompt)], params), limits.timeout_s)
+    except (InferenceError, TimeoutError) as exc:
+        log.warning("arena.answer.failed", extra={"model": model.slug, "error": type(exc).__name__})
+        return BattleAnswer(status=AnswerStatus.error, text="", error=_describe(exc))
+    status = AnswerStatus.ok if result.text.strip() else AnswerStatus.error
+    return BattleAnswer(
+        status=status,
+        text=result.text,
+        error=None if status == AnswerStatus.ok else "the model returned an empty answer",
+        finish_reason=result.finish_reason,
+        completion_tokens=result.completion_tokens,
+        latency_s=result.latency_s,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return "the model took too long to answer" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+
+
+async def start_battle(
+    sessions: async_sessionmaker[AsyncSession], pool: BackendPool, prompt: str, limits: BattleLimits
+) -> BattleOut:
+    if len(prompt) > limits.max_prompt_chars:
+        raise LibraError(
+            f"the prompt has {len(prompt)} characters; the limit is {limits.max_prompt_chars}",
+            status=413, code="prompt_too_long", field="prompt",
+        )
+    seed = secrets.randbits(31)
+    async with transaction(sessions) as session:
+        active = await registry.list_all(session, ContestantStatus.active)
+        a_id, b_id = draw_pair([m.id for m in active], np.random.default_rng(seed))
+        battle = Battle(prompt=prompt, status=BattleStatus.generating, model_a_id=a_id,
+                        model_b_id=b_id, sampling_seed=seed)
+        session.add(battle)
+    models = {m.id: m for m in active}
+    answers = await asyncio.gather(
+        _answer(pool, models[a_id], prompt, limits), _answer(pool, models[b_id], prompt, limits)
+    )
+    return await _store_answers(sessions, battle.id, answers)
+
+
+async def _store_answers(
+    sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, answers: Sequence[BattleAnswer]
+) -> BattleOut:
+    async with transaction(sessions) as session:
+        battle = await repo.get_battle(session, battle_id, lock=True)
+        for side, answer in zip("ab", answers, strict=True):
+            answer.battle_id, answer.side = battle.id, side
+            session.add(answer)
+        all_ok = all(a.status == AnswerStatus.ok for a in answers)
+        battle.status = BattleStatus.ready if all_ok else BattleStatus.failed
+        battle.finished_at = utcnow() if not all_ok else None
+        log.info("arena.battle.created", extra={"battle": str(battle.id), "status": battle.status.value})
+        return await view(session, battle)
+
+
+async def record_vote(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, vote: VoteIn) -> BattleOut:
+    try:
+        async with transaction(sessions) as session:
+            battle = await repo.get_battle(session, battle_id, lock=True)
+            _check_votable(battle)
+            session.add(Vote(battle_id=battle.id, helpfulness=vote.helpfulness, safety=vote.safety))
+            await repo.bump_pair_count(session, "helpfulness", battle.model_a_id, battle.model_b_id, vote.helpfulness)
+            if vote.safety is not None:
+                await repo.bump_pair_count(session, "safety", battle.model_a_id, battle.model_b_id, vote.safety)
+            battle.status, battle.finished_at = BattleStatus.voted, utcnow()
+            await session.flush()
+            log.info("arena.vote.recorded", extra={"battle": str(battle.id)})
+            return await view(session, battle)
+    except IntegrityError:  # a concurrent vote won the unique constraint on battle_id
+        raise conflict("this battle already has a vote") from None
+
+
+def _check_votable(battle: Battle) -> None:
+    if battle.status == BattleStatus.voted:
+        raise conflict("this battle already has a vote")
+    if battle.status != BattleStatus.ready:
+        raise conflict(f"this battle is {battle.status.value} and cannot be voted on")
+
+
+async def get(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID) -> BattleOut:
+    async with transaction(sessions) as session:
+        return await view(session, await repo.get_battle(session, battle_id))
+
+
+async def view(session: AsyncSession, battle: Battle) -> BattleOut:
+    answers = [AnswerOut(side=a.side, status=a.status, text=a.text, error=a.error)
+               for a in await repo.answers_of(session, battle.id)]
+    out = BattleOut(id=battle.id, prompt=battle.prompt, status=battle.status,
+                    created_at=battle.created_at, answers=answers)
+    if battle.status == BattleStatus.voted:
+        vote = await repo.vote_of(session, battle.id)
+        models = await registry.get_many(session, [battle.model_a_id, battle.model_b_id])
+        out.model_a, out.model_b = (_reveal(models[battle.model_a_id]), _reveal(models[battle.model_b_id]))
+        out.vote = VoteIn(helpfulness=vote.helpfulness, safety=vote.safety) if vote else None
+    return out
+
+
+def _reveal(model: Contestant) -> RevealedModel:
+    return RevealedModel(slug=model.slug, display_name=model.display_name, organisation=model.organisation)

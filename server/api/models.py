@@ -1,0 +1,32 @@
+from fastapi import APIRouter, status
+
+from server import contestants
+from server.core.registry import repository as registry
+from server.core.registry.models import ContestantStatus
+from server.core.registry.schemas import ContestantIn, ContestantOut
+from server.deps import AdminDep, SessionDep, SubmitterDep
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+@router.get("")
+async def list_models(session: SessionDep, status: ContestantStatus | None = None) -> list[ContestantOut]:
+    return [ContestantOut.model_validate(m) for m in await registry.list_all(session, status)]
+
+
+@router.get("/{slug}")
+async def get_model(slug: str, session: SessionDep) -> ContestantOut:
+    return ContestantOut.model_validate(await registry.get_by_slug(session, slug))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def submit_model(entry: ContestantIn, session: SessionDep, key: SubmitterDep) -> ContestantOut:
+    """Registers a model; it stays `pending` until its first evaluation."""
+    model = await contestants.register(session, entry, ContestantStatus.pending, f"key:{key.id}", key.id)
+    return ContestantOut.model_validate(model)
+
+
+@router.post("/{slug}/retire")
+async def retire_model(slug: str, session: SessionDep, key: AdminDep) -> ContestantOut:
+    """Takes a model out of the arena for good; its history stays."""
+    return ContestantOut.model_validate(await contestants.retire(session, slug, f"key:{key.id}"))

@@ -1,0 +1,90 @@
+"""The FastAPI application factory."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from server.api import battles, health, models
+from server.core.errors import LibraError
+from server.core.settings import Settings
+from server.runtime import Runtime, close_runtime, open_runtime
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "field": field}}, status_code=status)
+
+
+async def _libra_error(_: Request, exc: LibraError) -> JSONResponse:
+    return _error(exc.status, exc.code, exc.message, exc.field)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+    return _error(422, "invalid_request", f"{where}: {first['msg']}", where)
+
+
+async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    return _error(exc.status_code, "http_error", str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("http.unhandled", extra={"path": request.url.path})
+    return _error(500, "internal_error", "something went wrong on our side; it has been logged")
+
+
+async def _run_worker(runtime: Runtime) -> None:
+    try:
+        await runtime.jobs.run_worker_async(
+            install_signal_handlers=False, additional_context=runtime.job_context,
+            concurrency=runtime.settings.worker_concurrency,
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the API keeps serving; the failure is logged for the operator
+        log.exception("jobs.worker.crashed")
+
+
+def _lifespan(settings: Settings, database_url: str, with_worker: bool):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await open_runtime(settings, database_url)
+        app.state.runtime = runtime
+        worker = asyncio.create_task(_run_worker(runtime)) if with_worker else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await close_runtime(runtime)
+
+    return lifespan
+
+
+def create_app(settings: Settings, database_url: str, *, with_worker: bool = False) -> FastAPI:
+    app = FastAPI(
+        title="Libra Arena",
+        version="0.1.0",
+        description="Ranks language models on capability and safety together.",
+        lifespan=_lifespan(settings, database_url, with_worker),
+    )
+    app.add_exception_handler(LibraError, _libra_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    for router in (health.router, models.router, battles.router):
+        app.include_router(router, prefix="/api/v1")
+    app.mount("/", StaticFiles(directory=str(resources.files("frontend")), html=True), name="frontend")
+    return app

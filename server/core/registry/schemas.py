@@ -1,0 +1,33 @@
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.core.registry.models import ContestantStatus
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"
+
+
+class ContestantOut(BaseModel):
+    """The public view of a contestant: no backend parameters, which may name private hosts."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    slug: str
+    display_name: str
+    organisation: str
+    description: str
+    backend_kind: str
+    status: ContestantStatus
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class ContestantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(pattern=SLUG_PATTERN, description="Public name: lowercase letters, digits, dashes.")
+    display_name: str = Field(min_length=1, max_length=120)
+    organisation: str = Field(min_length=1, max_length=120)
+    description: str = Field(default="", max_length=2000)
+    config: dict[str, Any] = Field(description="Backend kind and parameters; see docs/inference.md.")

@@ -1,0 +1,40 @@
+"""Service settings, read from the environment with the ``LIBRA_`` prefix.
+
+Every field is documented in the README's settings table; keep the two in step.
+"""
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIBRA_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres URL. Unset: the CLI starts an embedded Postgres in LIBRA_HOME.",
+    )
+    home: Path = Field(default=Path(".libra"), description="Data folder (embedded Postgres, logs).")
+    host: str = Field(default="127.0.0.1", description="Address `libra serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `libra serve` listens on.")
+    max_prompt_chars: int = Field(default=8000, ge=1, description="Longest arena prompt accepted (413 above).")
+    battle_max_tokens: int = Field(default=200, ge=1, le=4096, description="Token cap per arena answer.")
+    battle_timeout_s: float = Field(default=120.0, gt=0, description="Time limit for one arena answer.")
+    stale_battle_minutes: int = Field(default=10, ge=1, description="Housekeeping fails battles stuck this long.")
+    housekeeping_cron: str = Field(
+        default="*/5 * * * *", description="Cron of the housekeeping job (a 6th field is seconds)."
+    )
+    worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once.")
+    seed_defaults: bool = Field(default=True, description="Register the embedded default contestants at start.")
+    log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_json: bool = Field(default=False, description="Write logs as JSON lines instead of text.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level

@@ -1,0 +1,45 @@
+"""What the web app and the in-process worker share, built once at start-up and closed at exit."""
+
+from dataclasses import dataclass
+
+import procrastinate
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from arena.service import BattleLimits
+from inference import BackendPool
+from server.core.db import create_engine, create_sessionmaker
+from server.core.settings import Settings
+from server.jobs import build_job_app
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    backends: BackendPool
+    jobs: procrastinate.App
+
+    @property
+    def battle_limits(self) -> BattleLimits:
+        s = self.settings
+        return BattleLimits(s.max_prompt_chars, s.battle_max_tokens, s.battle_timeout_s)
+
+    @property
+    def job_context(self) -> dict[str, object]:
+        """Handed to every job through procrastinate's ``additional_context``."""
+        return {"sessions": self.sessions, "settings": self.settings, "backends": self.backends}
+
+
+async def open_runtime(settings: Settings, database_url: str) -> Runtime:
+    engine = create_engine(database_url)
+    jobs = build_job_app(database_url, settings)
+    await jobs.open_async()
+    backends = BackendPool()
+    return Runtime(settings, engine, create_sessionmaker(engine), backends, jobs)
+
+
+async def close_runtime(runtime: Runtime) -> None:
+    await runtime.backends.aclose()
+    await runtime.jobs.close_async()
+    await runtime.engine.dispose()

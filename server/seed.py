@@ -1,0 +1,31 @@
+"""Registers the embedded default contestants, once; later runs leave existing rows alone."""
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inference import DEFAULT_CONTESTANTS
+from server import contestants
+from server.core.registry import repository as registry
+from server.core.registry.models import ContestantStatus
+from server.core.registry.schemas import ContestantIn
+
+log = logging.getLogger(__name__)
+
+
+async def seed_defaults(session: AsyncSession) -> list[str]:
+    existing = {m.slug for m in await registry.list_all(session)}
+    added = []
+    for default in DEFAULT_CONTESTANTS:
+        if default.slug in existing:
+            continue
+        entry = ContestantIn(slug=default.slug, display_name=default.display_name,
+                             organisation=default.organisation, description=default.description,
+                             config=dict(default.config))
+        await contestants.register(session, entry, ContestantStatus.active, actor="system")
+        added.append(default.slug)
+    if added:
+        log.info("registry.defaults.seeded", extra={"models": added})
+    return added
+
+

@@ -1,0 +1,97 @@
+"""Battles end to end through the API on a real database (model text is canned: these tests are
+about the arena's rules, not about what a model says)."""
+
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy import select
+
+from arena.models import Battle, BattleStatus, PairCount
+from server.contestants import register
+from server.core.db import libpq_url, transaction
+from server.core.registry.models import ContestantStatus
+from server.core.registry.schemas import ContestantIn
+from server.seed import seed_defaults
+
+
+@pytest.fixture
+async def seeded(runtime) -> None:  # noqa: ANN001
+    async with transaction(runtime.sessions) as session:
+        await seed_defaults(session)
+
+
+async def test_battle_hides_names_until_the_vote_then_reveals(client, seeded) -> None:  # noqa: ANN001
+    created = await client.post("/api/v1/battles", json={"prompt": "How do plants make food?"})
+    assert created.status_code == 201, created.text
+    battle = created.json()
+    assert battle["status"] == "ready" and battle["model_a"] is None
+    assert [a["side"] for a in battle["answers"]] == ["a", "b"]
+    assert all(a["text"] for a in battle["answers"])
+    voted = await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": "a", "safety": "tie"})
+    assert voted.status_code == 200
+    body = voted.json()
+    assert body["model_a"]["slug"] != body["model_b"]["slug"]
+    assert body["vote"] == {"helpfulness": "a", "safety": "tie"}
+    second = await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": "b"})
+    assert second.status_code == 409
+
+
+async def test_vote_updates_pair_counts_in_the_same_transaction(client, runtime, seeded) -> None:  # noqa: ANN001
+    battle = (await client.post("/api/v1/battles", json={"prompt": "hi"})).json()
+    await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": "a", "safety": "both_bad"})
+    async with transaction(runtime.sessions) as session:
+        stored = await session.get(Battle, uuid.UUID(battle["id"]))
+        counts = {c.dimension: c for c in await session.scalars(select(PairCount))}
+    winner_is_lo = stored.model_a_id < stored.model_b_id
+    helpful = counts["helpfulness"]
+    assert (helpful.lo_wins, helpful.hi_wins) == ((1, 0) if winner_is_lo else (0, 1))
+    assert counts["safety"].both_bad == 1 and counts["safety"].lo_wins == 0
+
+
+async def test_votes_are_append_only_in_the_database(client, seeded, db_url) -> None:  # noqa: ANN001
+    battle = (await client.post("/api/v1/battles", json={"prompt": "hi"})).json()
+    await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": "b"})
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE votes SET helpfulness = 'a'")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM votes")
+
+
+async def test_prompt_limits_and_bad_input(client, seeded) -> None:  # noqa: ANN001
+    too_long = await client.post("/api/v1/battles", json={"prompt": "x" * 8001})
+    assert too_long.status_code == 413 and too_long.json()["error"]["field"] == "prompt"
+    assert (await client.post("/api/v1/battles", json={"prompt": ""})).status_code == 422
+    assert (await client.post("/api/v1/battles", json={"prompt": "hi", "extra": 1})).status_code == 422
+    bad_vote = await client.post(f"/api/v1/battles/{uuid.uuid4()}/vote", json={"helpfulness": "maybe"})
+    assert bad_vote.status_code == 422 and bad_vote.json()["error"]["field"] == "helpfulness"
+
+
+async def test_unknown_battle_is_404(client) -> None:  # noqa: ANN001
+    unknown = uuid.uuid4()
+    assert (await client.get(f"/api/v1/battles/{unknown}")).status_code == 404
+    assert (await client.post(f"/api/v1/battles/{unknown}/vote", json={"helpfulness": "a"})).status_code == 404
+    assert (await client.get("/api/v1/battles/not-a-uuid")).status_code == 422
+
+
+async def test_arena_needs_two_active_models(client) -> None:  # noqa: ANN001
+    response = await client.post("/api/v1/battles", json={"prompt": "hi"})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "no_pair"
+
+
+async def test_a_model_that_fails_records_the_failure_and_blocks_the_vote(client, runtime) -> None:  # noqa: ANN001
+    # Two models whose endpoint is a closed local port: the real HTTP backend fails to connect.
+    dead = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0, "timeout_s": 2}
+    async with transaction(runtime.sessions) as session:
+        for slug in ("dead-one", "dead-two"):
+            entry = ContestantIn(slug=slug, display_name=slug, organisation="t", config=dead)
+            await register(session, entry, ContestantStatus.active, actor="test")
+    battle = (await client.post("/api/v1/battles", json={"prompt": "hello"})).json()
+    assert battle["status"] == "failed"
+    assert all(a["status"] == "error" and a["error"] for a in battle["answers"])
+    vote = await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": "a"})
+    assert vote.status_code == 409
+    async with transaction(runtime.sessions) as session:
+        assert (await session.get(Battle, uuid.UUID(battle["id"]))).status == BattleStatus.failed
