@@ -30,6 +30,8 @@ async def _libra_error(_: Request, exc: LibraError) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return _error(422, "invalid_json", f"the request body is not valid JSON ({first['msg']})", "body")
     where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
     return _error(422, "invalid_request", f"{where}: {first['msg']}", where)
 

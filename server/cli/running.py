@@ -72,3 +72,33 @@ async def _work(settings: Settings, url: str, queues: list[str] | None, concurre
         )
     finally:
         await close_runtime(runtime)
+
+
+@friendly
+def serve_model(
+    name: Annotated[str, typer.Argument(help="Slug of a registered model (see `libra models list`).")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the endpoint.")] = 8001,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default LIBRA_HOST).")] = None,
+) -> None:
+    """Serve one registered model as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models)."""
+    from inference import BackendPool, parse_backend_config
+    from inference.openai_server import build_app
+    from server.core.registry import repository as registry
+
+    settings = load_settings()
+    host = host or settings.host
+    check_port_free(host, port)
+    stop_on_sigterm()
+    with database(settings) as url:  # only to look the model up; the endpoint needs no database
+        migrate.upgrade(url)
+        model = in_transaction(url, lambda session: registry.get_by_slug(session, name))
+    pool = BackendPool()
+    app = build_app(pool.get(parse_backend_config(model.config)), model.slug)
+    typer.secho(f"{model.slug} is served at http://{host}:{port}/v1  (OpenAI-compatible; Ctrl-C stops)",
+                fg=typer.colors.GREEN)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        asyncio.run(pool.aclose())
