@@ -1,0 +1,279 @@
+"""OpenAI-compatible endpoints over HTTP: vLLM's server, llama.cpp's, hosted APIs.
+
+Retries happen only before any text was received: retrying a stream that
+broke half-way would send the user a second, different beginning. A stream
+that breaks raises `IncompleteGeneration` with the partial text instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from inference.config import OpenAIConfig
+from inference.errors import (
+    BackendUnavailable,
+    ContextTooLong,
+    IncompleteGeneration,
+    InferenceError,
+    InferenceTimeout,
+    RateLimited,
+    RequestRejected,
+)
+from inference.protocol import BaseBackend, Conversation, validate_conversation
+from inference.retry import RETRY_STATUSES, Backoff, parse_retry_after
+from inference.stream import StreamEnd, StreamEvent
+from inference.types import FinishReason, GenerationResult, Message, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+_CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window", "too many tokens")
+
+
+class OpenAIBackend(BaseBackend):
+    """A chat model behind `/v1/chat/completions`, streaming (SSE) or not."""
+
+    def __init__(
+        self,
+        config: OpenAIConfig,
+        client: httpx.AsyncClient,
+        limit: asyncio.Semaphore,
+        api_key: SecretStr | None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._client = client
+        self._limit = limit
+        self._api_key = api_key
+        self._rng = rng or random.Random()
+        self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s, config.max_retries)
+        self.batch_concurrency = config.max_concurrency
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.config.base_url.host}/{self.config.model}"
+
+    async def generate(self, messages: Conversation, params: SamplingParams) -> GenerationResult:
+        """Non-streaming: one JSON answer, cheaper than SSE for batch work."""
+        validate_conversation(messages)
+        params = self.config.sampling.apply(params)
+        started = time.perf_counter()
+        async with self._limit:
+            response = await self._send(self._body(messages, params, stream=False))
+            try:
+                payload = await _read_json(response)
+            finally:
+                await response.aclose()
+        return _result_from_payload(payload, time.perf_counter() - started)
+
+    async def _events(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[StreamEvent]:
+        params = self.config.sampling.apply(params)
+        async with self._limit:
+            response = await self._send(self._body(messages, params, stream=True))
+            try:
+                async for event in _sse_events(response):
+                    yield event
+            finally:
+                await response.aclose()
+
+    def _body(self, messages: Sequence[Message], params: SamplingParams, *, stream: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": [m.as_dict() for m in messages],
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "stream": stream,
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.config.timeout_s, connect=min(self.config.timeout_s, 10.0))
+
+    async def _send(self, body: dict[str, Any]) -> httpx.Response:
+        """POST with retries; returns an open response with status 200."""
+        attempt = 0
+        while True:
+            outcome = await self._attempt(body)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            if not outcome.retry or attempt >= self.config.max_retries:
+                raise outcome.error
+            delay = self._backoff.delay(attempt, self._rng, outcome.retry_after_s)
+            logger.warning(
+                "inference.http.retry",
+                extra={
+                    "endpoint": self.name,
+                    "attempt": attempt + 1,
+                    "error_code": outcome.error.code,
+                    "delay_s": round(delay, 3),
+                },
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _attempt(self, body: dict[str, Any]) -> httpx.Response | _Failure:
+        request = self._client.build_request(
+            "POST", self.config.chat_url, json=body, headers=self._headers(), timeout=self._timeout()
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return _Failure(
+                BackendUnavailable(f"cannot connect to {self.name}: {type(exc).__name__}"), retry=True
+            )
+        except httpx.TimeoutException:
+            # The server took the request and went quiet: trying again would double its load.
+            return _Failure(InferenceTimeout(f"{self.name} did not answer within {self.config.timeout_s} s"))
+        except httpx.TransportError as exc:  # the connection dropped before any answer
+            return _Failure(
+                BackendUnavailable(f"{self.name} dropped the connection: {type(exc).__name__}"), retry=True
+            )
+        if response.status_code == 200:
+            return response
+        return await _failure_from(self.name, response)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    error: InferenceError
+    retry: bool = False
+    retry_after_s: float | None = None
+
+
+async def _failure_from(endpoint: str, response: httpx.Response) -> _Failure:
+    try:
+        text = (await response.aread()).decode("utf-8", errors="replace")
+    except httpx.HTTPError:
+        text = ""
+    finally:
+        await response.aclose()
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    error = _status_error(endpoint, response.status_code, text, retry_after)
+    return _Failure(error, retry=response.status_code in RETRY_STATUSES, retry_after_s=retry_after)
+
+
+def _status_error(endpoint: str, status: int, text: str, retry_after: float | None) -> InferenceError:
+    message = f"{endpoint} answered HTTP {status}: {_error_message(text)}"
+    if status == 429:
+        return RateLimited(message, retry_after_s=retry_after)
+    if status in (400, 413, 422) and any(hint in text.lower() for hint in _CONTEXT_HINTS):
+        return ContextTooLong(message)
+    if status == 408 or status == 504:
+        return InferenceTimeout(message)
+    if status >= 500:
+        return BackendUnavailable(message)
+    return RequestRejected(message)
+
+
+def _error_message(text: str) -> str:
+    """The server's own error message, shortened; never the request."""
+    try:
+        payload = json.loads(text)
+        error = payload.get("error", payload) if isinstance(payload, dict) else payload
+        message = error.get("message", text) if isinstance(error, dict) else str(error)
+    except (json.JSONDecodeError, AttributeError):
+        message = text
+    return str(message).strip()[:300] or "(no body)"
+
+
+async def _read_json(response: httpx.Response) -> Mapping[str, Any]:
+    try:
+        return json.loads(await response.aread())
+    except httpx.TimeoutException as exc:
+        raise InferenceTimeout(f"timed out reading the answer: {type(exc).__name__}") from None
+    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+        raise IncompleteGeneration(f"unreadable answer: {type(exc).__name__}") from None
+
+
+def _result_from_payload(payload: Mapping[str, Any], latency_s: float) -> GenerationResult:
+    try:
+        choice = payload["choices"][0]
+        text = choice["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise IncompleteGeneration("the answer has no choices[0].message") from None
+    usage = payload.get("usage") or {}
+    return GenerationResult(
+        text=text,
+        finish_reason=_finish(choice.get("finish_reason")),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        latency_s=latency_s,
+        ttft_s=None,
+        complete=True,
+    )
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[StreamEvent]:
+    """Text chunks of an OpenAI SSE stream, then its StreamEnd."""
+    finish: str | None = None
+    usage: Mapping[str, Any] = {}
+    chunks, done = 0, False
+    async for data in _sse_data(response):
+        if data == "[DONE]":
+            done = True
+            break
+        payload = _parse_chunk(data)
+        usage = payload.get("usage") or usage
+        for choice in payload.get("choices") or ():
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                chunks += 1
+                yield content
+            finish = choice.get("finish_reason") or finish
+    if not done and finish is None:
+        raise IncompleteGeneration("the stream ended before the answer was complete")
+    yield StreamEnd(
+        _finish(finish),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        # Without usage, one chunk per token is what OpenAI-style servers send.
+        completion_tokens=int(usage.get("completion_tokens") or chunks),
+    )
+
+
+async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
+    try:
+        async for line in response.aiter_lines():
+            if line.startswith("data:"):
+                yield line[5:].strip()
+    except httpx.TimeoutException:
+        raise InferenceTimeout("the stream stalled past the read timeout") from None
+    except httpx.HTTPError as exc:
+        raise IncompleteGeneration(f"the stream broke: {type(exc).__name__}") from None
+
+
+def _parse_chunk(data: str) -> Mapping[str, Any]:
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError:
+        raise IncompleteGeneration("the stream sent a malformed event") from None
+    if not isinstance(payload, dict):
+        raise IncompleteGeneration("the stream sent a malformed event")
+    if "error" in payload:
+        raise IncompleteGeneration(f"the backend failed mid-stream: {_error_message(data)}")
+    return payload
+
+
+def _finish(reason: object) -> FinishReason:
+    return "length" if reason == "length" else "stop"

@@ -1,0 +1,131 @@
+"""Loaded llama.cpp models: one instance per file and settings, one thread each.
+
+A `llama_cpp.Llama` object is not safe to call from two threads at once. Each
+loaded model therefore owns a single-thread executor: every call on it, the
+lazy load included, runs there in arrival order, and a lock makes the rule
+explicit should anything ever reach the model another way. Queued requests
+wait in the executor's queue, not in borrowed pool threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from inference.errors import BackendUnavailable
+from inference.llamacpp.files import resolve_model_file
+from inference.threads import Emit, stream_from_thread
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKey:
+    """What makes two loaded instances different."""
+
+    model: str
+    n_ctx: int
+    n_threads: int
+
+
+class LoadedModel:
+    """One lazily loaded llama.cpp instance and the only thread that touches it."""
+
+    def __init__(self, key: ModelKey, cache_dir: Path) -> None:
+        self.key = key
+        self._cache_dir = cache_dir
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{key.model}")
+        self._lock = threading.Lock()
+        self._llm: Llama | None = None
+
+    async def call(self, fn: Callable[[Llama], R]) -> R:
+        """Run `fn(llm)` on the model's thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._with_model, fn)
+
+    def stream(self, fn: Callable[[Llama, Emit[T], threading.Event], None]) -> AsyncGenerator[T, None]:
+        """Run `fn(llm, emit, cancel)` on the model's thread, yielding what it emits."""
+        return stream_from_thread(
+            self._executor, lambda emit, cancel: self._with_model(lambda llm: fn(llm, emit, cancel))
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+    def _with_model(self, fn: Callable[[Llama], R]) -> R:
+        with self._lock:
+            return fn(self._ensure_loaded())
+
+    def _ensure_loaded(self) -> Llama:
+        if self._llm is None:
+            self._llm = self._load()
+        return self._llm
+
+    def _load(self) -> Llama:
+        path = resolve_model_file(self.key.model, self._cache_dir)
+        try:
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise BackendUnavailable(
+                "llama-cpp-python is not installed; install it with: pip install llama-cpp-python"
+            ) from error
+        started = time.perf_counter()
+        try:
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=self.key.n_ctx,
+                n_threads=self.key.n_threads,
+                n_threads_batch=self.key.n_threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as error:
+            raise BackendUnavailable(f"llama.cpp could not load {path.name}: {error}") from error
+        logger.info(
+            "inference.llamacpp.model.loaded",
+            extra={
+                "model": self.key.model,
+                "n_threads": self.key.n_threads,
+                "n_ctx": self.key.n_ctx,
+                "load_s": round(time.perf_counter() - started, 3),
+            },
+        )
+        return llm
+
+
+class ModelCache:
+    """The loaded models of one process (held by the BackendPool, not a global)."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self._cache_dir = cache_dir
+        self._models: dict[ModelKey, LoadedModel] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: ModelKey) -> LoadedModel:
+        with self._guard:
+            model = self._models.get(key)
+            if model is None:
+                model = self._models[key] = LoadedModel(key, self._cache_dir)
+            return model
+
+    def close(self) -> None:
+        with self._guard:
+            models, self._models = list(self._models.values()), {}
+        for model in models:
+            model.close()
