@@ -107,6 +107,20 @@ def _work_item(task: LoadedTask, item: Item, model_fp: str, settings: RunSetting
     return WorkItem(task, item, tuple(messages), template.user_prompt(item), fp)
 
 
+def run_fingerprint_of(
+    settings: RunSettings, suite_version: str, judge: RefusalJudge | None, sample: CycleSample | None
+) -> str:
+    """The run's identity, known before any work starts (storage records it when it plans)."""
+    return run_fingerprint(
+        model_fingerprint(settings.model_config),
+        suite_version,
+        settings.sampling,
+        settings.seed,
+        judge.version if judge else None,
+        sample.fingerprint if sample else None,
+    )
+
+
 async def run_evaluation(
     tasks: Sequence[LoadedTask],
     generate: Generate,
@@ -118,14 +132,7 @@ async def run_evaluation(
 ) -> RunReport:
     """Generate, then score, then collect per-item results; safe to call again after a crash."""
     work = plan_run(tasks, settings, sample)
-    run_fp = run_fingerprint(
-        model_fingerprint(settings.model_config),
-        suite_version,
-        settings.sampling,
-        settings.seed,
-        judge.version if judge else None,
-        sample.fingerprint if sample else None,
-    )
+    run_fp = run_fingerprint_of(settings, suite_version, judge, sample)
     log.info("evaluation.run.started", extra={"run": run_fp, "items": len(work)})
     generations, generated = await _generation_phase(work, generate, store, settings)
     scorers = {task.name: build_scorer(task.spec.scorer, judge) for task in tasks}
@@ -200,7 +207,17 @@ def _generation_record(w: WorkItem, result: object) -> GenerationRecord:
         status=normalized.status,
         text=normalized.text,
         error=normalized.error,
+        usage=_usage(result),
     )
+
+
+_USAGE_FIELDS = ("finish_reason", "prompt_tokens", "completion_tokens", "latency_s")
+
+
+def _usage(result: object) -> dict[str, Any]:
+    """Token counts and latency where the backend's result carries them (read duck-typed)."""
+    found = {name: getattr(result, name, None) for name in _USAGE_FIELDS}
+    return {name: value for name, value in found.items() if isinstance(value, (str, int, float))}
 
 
 async def _score_phase(

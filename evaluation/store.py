@@ -26,6 +26,8 @@ class GenerationRecord:
     status: Status
     text: str | None
     error: str | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    """What the backend reported, if anything: finish_reason, prompt/completion tokens, latency_s."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import arena.models  # noqa: F401  (registers the arena's tables)
+import evaluation.models  # noqa: F401
 import server.core.audit.models  # noqa: F401
 import server.core.keys.models  # noqa: F401
 import server.core.registry.models  # noqa: F401

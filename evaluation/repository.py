@@ -1,0 +1,278 @@
+"""All SQL of the evaluation domain: runs, their planned items, and the Postgres ``ItemStore``.
+
+The store commits every batch in its own short transaction, so a killed worker loses at most the
+batch in flight. Writes are upserts keyed by fingerprint; an existing row is overwritten only when
+it holds a retryable status (timeout, backend error), so a late duplicate write can never replace
+an answer with a failure.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from evaluation.models import EvalGeneration, EvalRun, EvalRunItem, EvalScore, RunStatus
+from evaluation.store import RETRYABLE, GenerationRecord, ScoreRecord
+from evaluation.types import Status
+from server.core.db import transaction, utcnow
+from server.core.errors import not_found
+from server.core.registry.models import Contestant, ContestantStatus
+
+_CHUNK = 4000  # fingerprints per IN list / rows per INSERT, well under Postgres' bind-parameter limit
+ACTIVE = (RunStatus.queued, RunStatus.running)
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    generated: int
+    scored: int
+
+
+@dataclass(frozen=True)
+class ItemScoreRow:
+    """One item of a model's latest finished run; ``score`` is None whenever ``status`` is not ok."""
+
+    model_id: int
+    model_slug: str
+    run_id: int
+    task: str
+    category: str
+    axis: str
+    item_id: str
+    score: float | None
+    status: str
+    held_out: bool
+
+
+def _chunks(rows: Sequence[Any]) -> list[Sequence[Any]]:
+    return [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)]
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+
+async def add_run(session: AsyncSession, **fields: Any) -> EvalRun:
+    run = EvalRun(**fields)
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def get_run(session: AsyncSession, run_id: int, *, lock: bool = False) -> EvalRun:
+    query = select(EvalRun).where(EvalRun.id == run_id)
+    run = await session.scalar(query.with_for_update() if lock else query)
+    if run is None:
+        raise not_found("evaluation run", run_id)
+    return run
+
+
+async def latest_run(
+    session: AsyncSession, model_id: int, suite: str, statuses: Sequence[RunStatus] | None = None
+) -> EvalRun | None:
+    query = select(EvalRun).where(EvalRun.model_id == model_id, EvalRun.suite == suite)
+    if statuses:
+        query = query.where(EvalRun.status.in_(statuses))
+    return await session.scalar(query.order_by(EvalRun.id.desc()).limit(1))
+
+
+async def delete_run(session: AsyncSession, run_id: int) -> None:
+    await session.execute(delete(EvalRun).where(EvalRun.id == run_id))
+
+
+async def fail_interrupted_runs(
+    session: AsyncSession, model_id: int, suite: str, keep: int, quiet_since: datetime
+) -> int:
+    """Other runs of the pair still 'running' with no saved batch since ``quiet_since`` died (a killed
+    ``libra eval``, say); they are marked failed so their status never says running forever."""
+    result = await session.execute(
+        update(EvalRun)
+        .where(EvalRun.model_id == model_id, EvalRun.suite == suite, EvalRun.id != keep,
+               EvalRun.status == RunStatus.running,
+               func.coalesce(EvalRun.heartbeat_at, EvalRun.started_at) < quiet_since)
+        .values(status=RunStatus.failed, finished_at=utcnow(),
+                error="interrupted: the process running it stopped; finished items are kept")
+    )
+    return result.rowcount or 0
+
+
+async def add_run_items(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    for chunk in _chunks(rows):
+        await session.execute(insert(EvalRunItem).values(list(chunk)).on_conflict_do_nothing())
+
+
+async def run_progress(session: AsyncSession, run_id: int) -> Progress:
+    item = EvalRunItem
+    query = (
+        select(func.count(), func.count(EvalGeneration.fingerprint), func.count(EvalScore.fingerprint))
+        .select_from(item)
+        .outerjoin(EvalGeneration, EvalGeneration.fingerprint == item.generation_fingerprint)
+        .outerjoin(EvalScore, EvalScore.fingerprint == item.score_fingerprint)
+        .where(item.run_id == run_id)
+    )
+    total, generated, scored = (await session.execute(query)).one()
+    return Progress(total, generated, scored)
+
+
+async def first_generation_error(session: AsyncSession, run_id: int) -> str | None:
+    query = (
+        select(EvalGeneration.error)
+        .join(EvalRunItem, EvalRunItem.generation_fingerprint == EvalGeneration.fingerprint)
+        .where(EvalRunItem.run_id == run_id, EvalGeneration.error.is_not(None))
+        .limit(1)
+    )
+    return await session.scalar(query)
+
+
+async def activate_if_pending(session: AsyncSession, model_id: int) -> bool:
+    """A submitted model becomes active (drawn into battles, ranked) after its first finished run."""
+    result = await session.execute(
+        update(Contestant)
+        .where(Contestant.id == model_id, Contestant.status == ContestantStatus.pending)
+        .values(status=ContestantStatus.active)
+    )
+    return bool(result.rowcount)
+
+
+async def latest_item_scores(session: AsyncSession, suite: str = "default") -> list[ItemScoreRow]:
+    """Every item row of each model's latest finished run of ``suite``: what the leaderboard reads.
+
+    Rows with ``held_out`` set must never be served or exported; they may enter aggregates.
+    """
+    newest_first = func.row_number().over(
+        partition_by=EvalRun.model_id, order_by=(EvalRun.finished_at.desc(), EvalRun.id.desc())
+    )
+    ranked = (
+        select(EvalRun.id, EvalRun.model_id, newest_first.label("rank"))
+        .where(EvalRun.status == RunStatus.finished, EvalRun.suite == suite)
+        .subquery()
+    )
+    latest = select(ranked.c.id, ranked.c.model_id).where(ranked.c.rank == 1).subquery()
+    item = EvalRunItem
+    query = (
+        select(latest.c.model_id, Contestant.slug, latest.c.id, item.task, item.category, item.axis,
+               item.item_id, EvalScore.score, EvalScore.status, item.held_out)
+        .select_from(latest)
+        .join(Contestant, Contestant.id == latest.c.model_id)
+        .join(item, item.run_id == latest.c.id)
+        .outerjoin(EvalScore, EvalScore.fingerprint == item.score_fingerprint)
+        .order_by(latest.c.model_id, item.task, item.item_id)
+    )
+    return [_item_score_row(row) for row in await session.execute(query)]
+
+
+def _item_score_row(row: Any) -> ItemScoreRow:
+    model_id, slug, run_id, task, category, axis, item_id, score, status, held_out = row
+    ok = status is Status.OK
+    # A planned item with no score row cannot occur in a finished run; treat it as a status anyway.
+    return ItemScoreRow(model_id, slug, run_id, task, category, axis, item_id,
+                        score if ok else None, status.value if status else "missing", held_out)
+
+
+# --- per-item rows: the Postgres ItemStore --------------------------------------------------------
+
+OnSaved = Callable[[str, int], None]
+"""Told ``(phase, n)`` after each committed batch: phase is "generate" or "score"."""
+
+
+class PostgresItemStore:
+    """:class:`evaluation.store.ItemStore` on Postgres; each save is one committed transaction."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        run_id: int | None = None,
+        on_saved: OnSaved | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._run_id = run_id
+        self._on_saved = on_saved
+
+    async def get_generations(self, fingerprints: Sequence[str]) -> Mapping[str, GenerationRecord]:
+        found: dict[str, GenerationRecord] = {}
+        async with self._sessions() as session:
+            for chunk in _chunks(fingerprints):
+                query = select(EvalGeneration).where(EvalGeneration.fingerprint.in_(chunk))
+                rows = await session.scalars(query)
+                found.update({row.fingerprint: _generation_record(row) for row in rows})
+        return found
+
+    async def save_generations(self, records: Sequence[GenerationRecord]) -> None:
+        if records:
+            await self._upsert(EvalGeneration, [_generation_row(r) for r in records])
+            self._saved("generate", len(records))
+
+    async def get_scores(self, fingerprints: Sequence[str]) -> Mapping[str, ScoreRecord]:
+        found: dict[str, ScoreRecord] = {}
+        async with self._sessions() as session:
+            for chunk in _chunks(fingerprints):
+                rows = await session.scalars(select(EvalScore).where(EvalScore.fingerprint.in_(chunk)))
+                found.update({row.fingerprint: _score_record(row) for row in rows})
+        return found
+
+    async def save_scores(self, records: Sequence[ScoreRecord]) -> None:
+        if records:
+            await self._upsert(EvalScore, [_score_row(r) for r in records])
+            self._saved("score", len(records))
+
+    async def _upsert(self, table: type[EvalGeneration | EvalScore], rows: list[dict[str, Any]]) -> None:
+        async with transaction(self._sessions) as session:
+            statement = insert(table).values(rows)
+            kept = ("fingerprint", "created_at")
+            replaced = {name: statement.excluded[name] for name in rows[0] if name not in kept}
+            await session.execute(statement.on_conflict_do_update(
+                index_elements=["fingerprint"], set_=replaced,
+                where=table.status.in_(list(RETRYABLE)),
+            ))
+            if self._run_id is not None:
+                beat = update(EvalRun).where(EvalRun.id == self._run_id).values(heartbeat_at=utcnow())
+                await session.execute(beat)
+
+    def _saved(self, phase: str, n: int) -> None:
+        if self._on_saved is not None:
+            self._on_saved(phase, n)
+
+
+def _generation_row(record: GenerationRecord) -> dict[str, Any]:
+    usage = record.usage
+    now = utcnow()
+    return {
+        "fingerprint": record.fingerprint, "task": record.task, "task_version": record.task_version,
+        "item_id": record.item_id, "messages": [dict(m) for m in record.messages], "status": record.status,
+        "text": record.text, "error": record.error, "finish_reason": usage.get("finish_reason"),
+        "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+        "latency_s": usage.get("latency_s"), "created_at": now, "updated_at": now,
+    }
+
+
+def _generation_record(row: EvalGeneration) -> GenerationRecord:
+    usage = {"finish_reason": row.finish_reason, "prompt_tokens": row.prompt_tokens,
+             "completion_tokens": row.completion_tokens, "latency_s": row.latency_s}
+    return GenerationRecord(
+        fingerprint=row.fingerprint, task=row.task, task_version=row.task_version, item_id=row.item_id,
+        messages=tuple(row.messages), status=row.status, text=row.text, error=row.error,
+        usage={k: v for k, v in usage.items() if v is not None},
+    )
+
+
+def _score_row(record: ScoreRecord) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "fingerprint": record.fingerprint, "generation_fingerprint": record.generation_fingerprint,
+        "task": record.task, "item_id": record.item_id, "scorer_version": record.scorer_version,
+        "status": record.status, "score": record.score if record.status is Status.OK else None,
+        "extracted": record.extracted, "scored_by": record.scored_by, "outcome": record.outcome,
+        "details": dict(record.details), "created_at": now, "updated_at": now,
+    }
+
+
+def _score_record(row: EvalScore) -> ScoreRecord:
+    return ScoreRecord(
+        fingerprint=row.fingerprint, generation_fingerprint=row.generation_fingerprint, task=row.task,
+        item_id=row.item_id, scorer_version=row.scorer_version, status=row.status, score=row.score,
+        extracted=row.extracted, scored_by=row.scored_by, outcome=row.outcome, details=row.details,
+    )
