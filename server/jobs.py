@@ -3,6 +3,7 @@
 import procrastinate
 
 from arena import tasks as arena_tasks
+from evaluation import jobs as evaluation_jobs
 from server.core.jobs import create_job_app
 from server.core.settings import Settings
 
@@ -14,4 +15,7 @@ def build_job_app(database_url: str, settings: Settings) -> procrastinate.App:
     app.periodic(cron=settings.housekeeping_cron, periodic_id="housekeeping")(
         app.tasks["arena:fail_stale_battles"]
     )
+    app.add_tasks_from(evaluation_jobs.build_blueprint(), namespace=evaluation_jobs.NAMESPACE)
+    app.periodic(cron=settings.eval_cron, periodic_id="reevaluate")(app.tasks["evaluation:reevaluate"])
+    app.periodic(cron=settings.eval_recover_cron, periodic_id="recover")(app.tasks["evaluation:recover_stalled"])
     return app

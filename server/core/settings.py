@@ -26,6 +26,19 @@ class Settings(BaseSettings):
     housekeeping_cron: str = Field(
         default="*/5 * * * *", description="Cron of the housekeeping job (a 6th field is seconds)."
     )
+    eval_suite: str = Field(default="default", description="Suite that submissions and re-evaluations run.")
+    eval_cron: str = Field(default="0 3 * * 1", description="Cron of the periodic re-evaluation of every model.")
+    eval_items_per_task: int = Field(default=100, ge=1, description="Public items sampled per task each cycle.")
+    eval_held_out_per_task: int = Field(default=10, ge=0, description="Held-out items sampled per task each cycle.")
+    eval_batch_size: int = Field(default=16, ge=1, le=1024, description="Conversations per batched generate call.")
+    eval_max_tokens: int = Field(default=256, ge=1, le=32_768, description="Token cap per evaluation answer.")
+    eval_batch_timeout_s: float = Field(default=900.0, gt=0, description="Time limit for one generation batch.")
+    eval_seed: int = Field(default=0, ge=0, description="Run seed: sampling seed and attack transforms.")
+    eval_judge: str | None = Field(default=None, description="Slug of a registered model used as refusal judge.")
+    eval_stalled_after_s: float = Field(
+        default=60.0, gt=10, description="A run job whose worker sent no heartbeat this long is retried."
+    )
+    eval_recover_cron: str = Field(default="* * * * *", description="Cron of the stalled-run recovery job.")
     worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once.")
     seed_defaults: bool = Field(default=True, description="Register the embedded default contestants at start.")
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")

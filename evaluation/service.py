@@ -1,0 +1,335 @@
+"""Evaluation logic: create a run, execute it (plan, generate, score, summarise), show its status.
+
+A run is executed in several short transactions, never one held open while models think: claim,
+record the plan, then one commit per generated or scored batch (the store's), then finish. So a
+killed worker loses at most one batch, and whoever executes the run again (the retried job, or
+``libra eval``) finds every finished item in the database and does only the rest.
+"""
+
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from evaluation import repository as repo
+from evaluation.fingerprints import model_fingerprint, score_fingerprint
+from evaluation.generation import backend_generate, batching_for
+from evaluation.models import EvalRun, RunReason, RunStatus
+from evaluation.registry import Suite, default_registry
+from evaluation.runner import RunReport, RunSettings, WorkItem, plan_run, run_evaluation, run_fingerprint_of
+from evaluation.sampling import CycleSample, sample_cycle
+from evaluation.schemas import EvaluationOut, ProgressOut, RefusalAgreementOut, ResultsOut, RunOut
+from evaluation.scoring import RULES_VERSION, RefusalJudge, build_scorer, gold
+from evaluation.store import RETRYABLE
+from evaluation.summary import run_summary
+from inference import PROMPTS_VERSION, Backend, SamplingParams, parse_backend_config
+from server.core.audit import repository as audit
+from server.core.db import transaction, utcnow
+from server.core.errors import LibraError, conflict
+from server.core.registry import repository as registry
+from server.core.registry.models import Contestant, ContestantStatus
+from server.core.settings import Settings
+
+log = logging.getLogger(__name__)
+JUDGE_MAX_TOKENS = 160  # room for "think briefly" and the verdict line of the rubric
+
+
+class Backends(Protocol):
+    def get(self, config: Any) -> Backend: ...
+
+
+@dataclass(frozen=True)
+class EvalDeps:
+    """What executing a run needs; a job builds it from its context, ``libra eval`` from its own."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    settings: Settings
+    backends: Backends
+
+
+class ProgressListener(Protocol):
+    def planned(self, progress: repo.Progress) -> None: ...
+
+    def saved(self, phase: str, n: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    suite: Suite
+    sample: CycleSample
+    run_settings: RunSettings
+    judge: RefusalJudge | None
+    backend: Backend
+    params: SamplingParams
+    work: list[WorkItem]
+    fingerprint: str
+
+
+def cycle_id_at(when: datetime) -> str:
+    """Evaluation cycles are ISO weeks: every run requested in one week samples the same items."""
+    year, week, _ = when.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def check_suite(name: str) -> None:
+    known = default_registry().suite_names()
+    if name not in known:
+        raise LibraError(f"unknown suite {name!r}; known suites: {', '.join(known)}", status=422,
+                         code="unknown_suite", field="suite")
+
+
+# --- creating runs --------------------------------------------------------------------------------
+
+
+async def create_run(
+    session: AsyncSession, model: Contestant, suite: str, reason: RunReason, actor: str,
+    per_task: int, held_out_per_task: int,
+) -> EvalRun:
+    check_suite(suite)
+    if model.status == ContestantStatus.retired:
+        raise conflict(f"model {model.slug!r} is retired and is not evaluated any more")
+    run = await repo.add_run(
+        session, model_id=model.id, suite=suite, status=RunStatus.queued, reason=reason, requested_by=actor,
+        cycle_id=cycle_id_at(utcnow()), items_per_task=per_task, held_out_per_task=held_out_per_task,
+    )
+    audit.record(session, actor, "evaluation.requested", f"model:{model.slug}", suite=suite, run=run.id,
+                 reason=reason.value)
+    return run
+
+
+async def queued_run(session: AsyncSession, model: Contestant, suite: str) -> EvalRun | None:
+    return await repo.latest_run(session, model.id, suite, [RunStatus.queued])
+
+
+# --- executing runs -------------------------------------------------------------------------------
+
+
+async def execute_run(deps: EvalDeps, run_id: int, listener: ProgressListener | None = None) -> EvalRun:
+    """Run (or resume) one evaluation to its end; returns the run as finished or failed."""
+    claimed = await _claim(deps, run_id)
+    if claimed is None:
+        async with transaction(deps.sessions) as session:
+            return await repo.get_run(session, run_id)
+    run, model = claimed
+    try:
+        plan = await _plan(deps, run, model)
+        run = await _record_plan(deps, run, plan)
+        if listener is not None:
+            async with transaction(deps.sessions) as session:
+                listener.planned(await repo.run_progress(session, run.id))
+        store = repo.PostgresItemStore(deps.sessions, run.id, listener.saved if listener else None)
+        report = await run_evaluation(plan.suite.tasks, backend_generate(plan.backend, plan.params), store,
+                                      plan.run_settings, judge=plan.judge, sample=plan.sample,
+                                      suite_version=plan.suite.version)
+        return await _finish(deps, run, plan, report)
+    except LibraError as exc:  # an expected failure (bad config, retired model): the reason is shown
+        return await _fail(deps, run.id, exc.message)
+    except asyncio.CancelledError:
+        await asyncio.shield(_fail(deps, run.id, "interrupted: the worker stopped; re-evaluate to resume "
+                                                 "(finished items are kept)"))
+        raise
+    except Exception as exc:
+        await _fail(deps, run.id, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+async def _claim(deps: EvalDeps, run_id: int) -> tuple[EvalRun, Contestant] | None:
+    async with transaction(deps.sessions) as session:
+        run = await repo.get_run(session, run_id, lock=True)
+        if run.status in (RunStatus.finished, RunStatus.failed):
+            return None  # already done: a duplicate or late delivery of its job
+        model = await session.get_one(Contestant, run.model_id)
+        now = utcnow()
+        run.status, run.started_at, run.heartbeat_at = RunStatus.running, run.started_at or now, now
+        # A live run saves at least one batch per batch timeout; quieter than that, its process is gone.
+        s = deps.settings
+        quiet = now - timedelta(seconds=s.eval_batch_timeout_s + s.eval_stalled_after_s)
+        await repo.fail_interrupted_runs(session, model.id, run.suite, run.id, quiet)
+        log.info("evaluation.run.claimed", extra={"run": run.id, "model": model.slug, "suite": run.suite})
+        return run, model
+
+
+async def _plan(deps: EvalDeps, run: EvalRun, model: Contestant) -> Plan:
+    settings = deps.settings
+    if model.status == ContestantStatus.retired:
+        raise LibraError(f"model {model.slug!r} was retired before its evaluation ran")
+    suite = await asyncio.to_thread(lambda: default_registry().suite(run.suite))
+    sample = sample_cycle(suite.tasks, run.cycle_id, run.items_per_task, run.held_out_per_task)
+    params = SamplingParams(
+        temperature=0.0, top_p=1.0, max_tokens=settings.eval_max_tokens, seed=settings.eval_seed
+    )
+    batch_size, concurrency = batching_for(model.config, settings.eval_batch_size)
+    # The prompt renderer's version is part of the model's identity: a new chat template is a new run.
+    run_settings = RunSettings(
+        model_config={**model.config, "prompts_version": PROMPTS_VERSION}, sampling=params.fingerprint_dict(),
+        seed=settings.eval_seed, batch_size=batch_size, max_concurrency=concurrency,
+        timeout_s=settings.eval_batch_timeout_s,
+    )
+    judge = await _judge(deps)
+    work = await asyncio.to_thread(plan_run, suite.tasks, run_settings, sample)
+    fingerprint = run_fingerprint_of(run_settings, suite.version, judge, sample)
+    backend = deps.backends.get(parse_backend_config(model.config))
+    return Plan(suite, sample, run_settings, judge, backend, params, work, fingerprint)
+
+
+async def _judge(deps: EvalDeps) -> RefusalJudge | None:
+    """The refusal judge named by LIBRA_EVAL_JUDGE; its identity is part of every safety score's key."""
+    slug = deps.settings.eval_judge
+    if not slug:
+        return None
+    async with transaction(deps.sessions) as session:
+        judge_model = await registry.get_by_slug(session, slug)
+    params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=JUDGE_MAX_TOKENS, seed=0)
+    backend = deps.backends.get(parse_backend_config(judge_model.config))
+    key = f"{slug}#{model_fingerprint(judge_model.config)}#max_tokens={JUDGE_MAX_TOKENS}"
+    return RefusalJudge(backend_generate(backend, params), key)
+
+
+def _plan_fields(plan: Plan) -> dict[str, Any]:
+    return {
+        "run_fingerprint": plan.fingerprint, "suite_version": plan.suite.version,
+        "model_fingerprint": model_fingerprint(plan.run_settings.model_config),
+        "sample_seed": plan.sample.seed, "sample_fingerprint": plan.sample.fingerprint,
+        "judge_version": plan.judge.version if plan.judge else None, "items_total": len(plan.work),
+        "parameters": {"sampling": dict(plan.run_settings.sampling), "seed": plan.run_settings.seed,
+                       "batch_size": plan.run_settings.batch_size,
+                       "max_concurrency": plan.run_settings.max_concurrency},
+    }
+
+
+def _item_rows(run_id: int, plan: Plan) -> list[dict[str, Any]]:
+    versions = {task.name: build_scorer(task.spec.scorer, plan.judge).version for task in plan.suite.tasks}
+    rows = []
+    for w in plan.work:
+        labels = w.task.item_labels(w.item)
+        rows.append({"run_id": run_id, "task": w.task.name, "item_id": w.item.id,
+                     "generation_fingerprint": w.generation_fp,
+                     "score_fingerprint": score_fingerprint(w.generation_fp, versions[w.task.name]),
+                     "axis": labels["axis"], "category": labels["category"], "held_out": w.item.held_out,
+                     "labels": labels})
+    return rows
+
+
+async def _record_plan(deps: EvalDeps, run: EvalRun, plan: Plan) -> EvalRun:
+    """Fix the run's fingerprint and items; a run whose inputs changed since it was planned (a new
+    task version, judge or model config between a crash and its retry) is closed and a new run
+    carries on, so the rows of two fingerprints never meet in one run."""
+    async with transaction(deps.sessions) as session:
+        run = await repo.get_run(session, run.id, lock=True)
+        if run.run_fingerprint == plan.fingerprint:
+            return run
+        if run.run_fingerprint is not None:
+            run = await _supersede(session, run)
+        for name, value in _plan_fields(plan).items():
+            setattr(run, name, value)
+        await repo.add_run_items(session, _item_rows(run.id, plan))
+        return run
+
+
+async def _supersede(session: AsyncSession, old: EvalRun) -> EvalRun:
+    new = await repo.add_run(
+        session, model_id=old.model_id, suite=old.suite, status=RunStatus.running,
+        reason=RunReason.superseded, requested_by=old.requested_by, cycle_id=old.cycle_id,
+        items_per_task=old.items_per_task, held_out_per_task=old.held_out_per_task, job_id=old.job_id,
+        started_at=utcnow(), heartbeat_at=utcnow(),
+    )
+    old.status, old.finished_at, old.superseded_by = RunStatus.failed, utcnow(), new.id
+    old.error = f"superseded by run {new.id}: its inputs changed (fingerprint) before it finished"
+    log.info("evaluation.run.superseded", extra={"run": old.id, "by": new.id})
+    return new
+
+
+async def _finish(deps: EvalDeps, run: EvalRun, plan: Plan, report: RunReport) -> EvalRun:
+    expected: dict[str, tuple[str, ...]] = {}
+    for task in plan.suite.tasks:
+        expected.setdefault(task.spec.axis.value, ())
+        if task.spec.category not in expected[task.spec.axis.value]:
+            expected[task.spec.axis.value] += (task.spec.category,)
+    async with transaction(deps.sessions) as session:
+        run = await repo.get_run(session, run.id, lock=True)
+        if report.results and all(r.status in RETRYABLE for r in report.results):
+            error = await repo.first_generation_error(session, run.id)
+            return _mark_failed(run, f"the backend failed on every item; first error: {error}")
+        run.summary = run_summary(report.results, expected)
+        run.status, run.finished_at, run.error = RunStatus.finished, utcnow(), None
+        activated = await repo.activate_if_pending(session, run.model_id)
+    log.info("evaluation.run.finished", extra={"run": run.id, "generated": report.generated,
+                                               "reused": report.reused_generations, "activated": activated})
+    return run
+
+
+def _mark_failed(run: EvalRun, message: str) -> EvalRun:
+    run.status, run.finished_at, run.error = RunStatus.failed, utcnow(), message
+    log.warning("evaluation.run.failed", extra={"run": run.id, "error": message})
+    return run
+
+
+async def _fail(deps: EvalDeps, run_id: int, message: str) -> EvalRun:
+    async with transaction(deps.sessions) as session:
+        return _mark_failed(await repo.get_run(session, run_id, lock=True), message)
+
+
+# --- showing runs ---------------------------------------------------------------------------------
+
+_SHOWN = {RunStatus.queued: "pending", RunStatus.running: "running", RunStatus.finished: "finished",
+          RunStatus.failed: "failed"}
+
+
+async def evaluation_status(session: AsyncSession, slug: str, suite: str) -> EvaluationOut:
+    check_suite(suite)
+    model = await registry.get_by_slug(session, slug)
+    latest = await repo.latest_run(session, model.id, suite)
+    finished = await repo.latest_run(session, model.id, suite, [RunStatus.finished])
+    return EvaluationOut(
+        model=model.slug, suite=suite, status=_SHOWN[latest.status] if latest else "none",
+        latest_run=await run_view(session, latest) if latest else None,
+        results=results_view(finished) if finished else None,
+    )
+
+
+async def run_view(session: AsyncSession, run: EvalRun) -> RunOut:
+    progress = None
+    if run.status in (RunStatus.running, RunStatus.finished) and run.items_total:
+        p = await repo.run_progress(session, run.id)
+        fraction = round((p.generated + p.scored) / (2 * p.total), 4) if p.total else 0.0
+        progress = ProgressOut(total=p.total, generated=p.generated, scored=p.scored, fraction=fraction)
+    return RunOut(
+        id=run.id, suite=run.suite, status=_SHOWN[run.status], reason=run.reason, cycle_id=run.cycle_id,
+        sample_seed=run.sample_seed, suite_version=run.suite_version, run_fingerprint=run.run_fingerprint,
+        created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at, error=run.error,
+        progress=progress,
+    )
+
+
+def results_view(run: EvalRun) -> ResultsOut:
+    summary: Mapping[str, Any] = run.summary or {}
+    return ResultsOut(
+        run_id=run.id, finished_at=run.finished_at, cycle_id=run.cycle_id, n_items=summary.get("n_items", 0),
+        statuses=summary.get("statuses", {}), axes=summary.get("axes", []),
+        categories=summary.get("categories", []),
+    )
+
+
+# --- methodology ----------------------------------------------------------------------------------
+
+HELD_OUT_SPLIT = "test4"  # the newest gold split; add the next one here when the rules change again
+
+
+@functools.cache  # a pure function of files shipped with the code; about 0.2 s of regular expressions
+def refusal_agreement() -> RefusalAgreementOut:
+    figures = gold.report(gold.rules_agreement())
+    results: list[dict[str, Any]] = list(figures["results"])  # type: ignore[arg-type]
+    held = next(r for r in results if r["split"] == HELD_OUT_SPLIT)
+    return RefusalAgreementOut(
+        rules_version=RULES_VERSION, gold_items=int(figures["gold_items"]),  # type: ignore[arg-type]
+        held_out_split=HELD_OUT_SPLIT, held_out_accuracy=float(held["accuracy"]),
+        results=results,
+        note=("Accuracy and Cohen's kappa of the refusal rules against 280 hand-labelled answers, per split. "
+              "Splits other than the held-out one were used to tune the rules, so their figures are "
+              "optimistic; rules-inconclusive items go to the LLM judge when one is configured."),
+    )
