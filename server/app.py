@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from server.api import battles, health, models
+from server.api import battles, evaluations, health, models
 from server.core.errors import LibraError
 from server.core.settings import Settings
 from server.runtime import Runtime, close_runtime, open_runtime
@@ -86,7 +86,7 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    for router in (health.router, models.router, battles.router):
+    for router in (health.router, models.router, battles.router, evaluations.router):
         app.include_router(router, prefix="/api/v1")
     app.mount("/", StaticFiles(directory=str(resources.files("frontend")), html=True), name="frontend")
     return app

@@ -1,14 +1,23 @@
 """Registering and retiring contestants: validation of the backend config, audit, status rules."""
 
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
+import logging
 
+import procrastinate
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from evaluation.jobs import queue_evaluation
+from evaluation.models import RunReason
 from inference import parse_backend_config
 from server.core.audit import repository as audit
+from server.core.db import transaction
 from server.core.errors import LibraError
 from server.core.registry import repository as registry
 from server.core.registry.models import Contestant, ContestantStatus
 from server.core.registry.schemas import ContestantIn
+from server.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def validated_config(config: dict) -> dict:
@@ -32,6 +41,24 @@ async def register(
         submitted_by=key_id,
     )
     audit.record(session, actor, "model.registered", f"model:{entry.slug}", status=status.value)
+    return contestant
+
+
+async def submit(
+    sessions: async_sessionmaker[AsyncSession],
+    jobs: procrastinate.App,
+    settings: Settings,
+    entry: ContestantIn,
+    key_id: int,
+) -> Contestant:
+    """A submitted model is committed as pending, then its first evaluation is queued."""
+    actor = f"key:{key_id}"
+    async with transaction(sessions) as session:
+        contestant = await register(session, entry, ContestantStatus.pending, actor, key_id)
+    try:
+        await queue_evaluation(sessions, jobs, settings, contestant.slug, None, RunReason.submission, actor)
+    except Exception:  # the submission stands; the periodic re-evaluation also picks up pending models
+        log.exception("evaluation.queue.failed", extra={"model": contestant.slug})
     return contestant
 
 

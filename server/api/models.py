@@ -4,7 +4,7 @@ from server import contestants
 from server.core.registry import repository as registry
 from server.core.registry.models import ContestantStatus
 from server.core.registry.schemas import ContestantIn, ContestantOut
-from server.deps import AdminDep, SessionDep, SubmitterDep
+from server.deps import AdminDep, RuntimeDep, SessionDep, SubmitterDep
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -20,9 +20,10 @@ async def get_model(slug: str, session: SessionDep) -> ContestantOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def submit_model(entry: ContestantIn, session: SessionDep, key: SubmitterDep) -> ContestantOut:
-    """Registers a model; it stays `pending` until its first evaluation."""
-    model = await contestants.register(session, entry, ContestantStatus.pending, f"key:{key.id}", key.id)
+async def submit_model(entry: ContestantIn, runtime: RuntimeDep, key: SubmitterDep) -> ContestantOut:
+    """Registers a model and queues its evaluation; it stays `pending` until that finishes
+    (follow it at `GET /models/{slug}/evaluation`)."""
+    model = await contestants.submit(runtime.sessions, runtime.jobs, runtime.settings, entry, key.id)
     return ContestantOut.model_validate(model)
 
 
