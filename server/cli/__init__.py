@@ -2,13 +2,14 @@
 
 import typer
 
-from server.cli import admin, running
+from server.cli import admin, evaluate, running
 
 app = typer.Typer(help="Libra Arena: rank language models on capability and safety together.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.command()(running.serve)
 app.command()(running.worker)
 app.command("serve-model")(running.serve_model)
+app.command("eval")(evaluate.eval_)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.models_app, name="models")
