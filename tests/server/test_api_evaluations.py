@@ -1,0 +1,125 @@
+"""The evaluation API: a submission queues its run, status flows pending -> running -> finished/failed.
+
+Jobs run in-process on the real procrastinate queue (``run_worker_async(wait=False)``); the model's
+text comes from the canned OpenAI-compatible server (tests/evaluation/canned.py).
+"""
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from evaluation.models import EvalRunItem
+from server.core.db import transaction
+from server.core.keys.models import KeyScope
+from server.core.keys.service import create_key
+from server.core.settings import Settings
+from tests.evaluation.canned import canned_server
+
+
+@pytest.fixture
+def settings() -> Settings:  # overrides tests/conftest.py: a small suite keeps the runs short
+    return Settings(_env_file=None, database_url=None, eval_suite="smoke", eval_items_per_task=3,
+                    eval_held_out_per_task=1, eval_max_tokens=16)
+
+
+@pytest.fixture
+def canned():
+    with canned_server() as server:
+        yield server
+
+
+async def _key(runtime, scope: KeyScope) -> dict[str, str]:
+    async with transaction(runtime.sessions) as session:
+        issued = await create_key(session, "tester", scope, actor="test")
+    return {"Authorization": f"Bearer {issued.plaintext}"}
+
+
+async def _submit(client, runtime, slug: str, config: dict) -> None:
+    body = {"slug": slug, "display_name": slug, "organisation": "Lab", "config": config}
+    response = await client.post("/api/v1/models", json=body, headers=await _key(runtime, KeyScope.submitter))
+    assert response.status_code == 201, response.text
+
+
+async def _work(runtime) -> None:
+    """A worker that runs what is queued, then returns."""
+    await runtime.jobs.run_worker_async(wait=False, install_signal_handlers=False,
+                                        additional_context=runtime.job_context, queues=["cpu"])
+
+
+async def test_a_submission_is_pending_until_a_worker_finishes_its_run(client, runtime, canned) -> None:
+    await _submit(client, runtime, "sub-model", canned.config())
+    pending = (await client.get("/api/v1/models/sub-model/evaluation")).json()
+    assert pending["status"] == "pending" and pending["latest_run"]["reason"] == "submission"
+    assert pending["results"] is None and pending["suite"] == "smoke"
+    await _work(runtime)
+    done = (await client.get("/api/v1/models/sub-model/evaluation")).json()
+    assert done["status"] == "finished", done
+    run = done["latest_run"]
+    assert run["progress"]["fraction"] == 1.0 and run["sample_seed"] is not None
+    assert {a["axis"] for a in done["results"]["axes"]} == {"capability", "safety"}
+    assert {c["category"] for c in done["results"]["categories"]} >= {"direct_risk", "over_refusal"}
+    assert (await client.get("/api/v1/models/sub-model")).json()["status"] == "active"
+
+
+async def test_a_running_run_shows_its_progress(client, runtime, canned) -> None:
+    canned.delay_s = 0.05
+    await _submit(client, runtime, "slow-model", canned.config(max_concurrency=1))
+    worker = asyncio.create_task(_work(runtime))
+    seen = None
+    while not worker.done():
+        body = (await client.get("/api/v1/models/slow-model/evaluation")).json()
+        progress = body["latest_run"]["progress"]
+        if body["status"] == "running" and progress and 0 < progress["generated"] < progress["total"]:
+            seen = progress
+            break
+        await asyncio.sleep(0.02)
+    await worker
+    assert seen is not None and 0 < seen["fraction"] < 1
+    assert (await client.get("/api/v1/models/slow-model/evaluation")).json()["status"] == "finished"
+
+
+async def test_a_failed_run_shows_the_reason(client, runtime) -> None:
+    dead = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0}
+    await _submit(client, runtime, "dead-model", dead)
+    await _work(runtime)
+    body = (await client.get("/api/v1/models/dead-model/evaluation")).json()
+    assert body["status"] == "failed" and body["results"] is None
+    assert "backend failed on every item" in body["latest_run"]["error"]
+
+
+async def test_admin_reevaluation_keeps_one_queued_run_per_model(client, runtime, canned) -> None:
+    await _submit(client, runtime, "re-model", canned.config())
+    await _work(runtime)
+    url = "/api/v1/admin/models/re-model/evaluate"
+    assert (await client.post(url, headers=await _key(runtime, KeyScope.submitter))).status_code == 403
+    admin = await _key(runtime, KeyScope.admin)
+    first = await client.post(url, headers=admin)
+    assert first.status_code == 202 and first.json()["status"] == "pending"
+    again = await client.post(url, json={"suite": "smoke"}, headers=admin)
+    assert again.json()["latest_run"]["id"] == first.json()["latest_run"]["id"]
+    assert first.json()["results"] is not None  # the last finished run stays visible meanwhile
+    unknown = await client.post(url, json={"suite": "nope"}, headers=admin)
+    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "suite"
+    missing = await client.post("/api/v1/admin/models/nobody/evaluate", headers=admin)
+    assert missing.status_code == 404
+    await _work(runtime)
+    assert (await client.get("/api/v1/models/re-model/evaluation")).json()["status"] == "finished"
+
+
+async def test_no_item_of_any_kind_appears_in_a_response(client, runtime, canned) -> None:
+    await _submit(client, runtime, "quiet-model", canned.config())
+    await _work(runtime)
+    text = (await client.get("/api/v1/models/quiet-model/evaluation")).text
+    async with runtime.sessions() as session:
+        items = list(await session.scalars(select(EvalRunItem)))
+    assert any(i.held_out for i in items)
+    assert not [i.item_id for i in items if i.item_id in text]  # aggregates only, held-out or not
+    assert not [p for p in canned.prompts if p[:40] in text]
+
+
+async def test_methodology_serves_the_refusal_rules_agreement(client) -> None:
+    body = (await client.get("/api/v1/methodology/refusal-agreement")).json()
+    assert body["gold_items"] == 280 and body["held_out_split"] == "test4"
+    assert body["held_out_accuracy"] == pytest.approx(0.875)
+    assert {r["split"] for r in body["results"]} >= {"all", "test4"}
