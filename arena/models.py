@@ -59,6 +59,11 @@ class BattleAnswer(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(16))
     completion_tokens: Mapped[int | None]
     latency_s: Mapped[float | None]
+    # Style covariates (arena.style), written with the answer, read by the leaderboard job.
+    style_length: Mapped[int] = mapped_column(default=0, server_default="0")
+    style_headers: Mapped[int] = mapped_column(default=0, server_default="0")
+    style_lists: Mapped[int] = mapped_column(default=0, server_default="0")
+    style_bold: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Vote(Base):

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from arena import repository as repo
 from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, Vote
 from arena.schemas import AnswerOut, BattleOut, RevealedModel, VoteIn
+from arena.style import style_features
 from inference import BackendPool, InferenceError, Message, SamplingParams, parse_backend_config
 from server.core.db import transaction, utcnow
 from server.core.errors import LibraError, conflict
@@ -52,7 +53,9 @@ async def _answer(pool: BackendPool, model: Contestant, prompt: str, limits: Bat
         log.warning("arena.answer.failed", extra={"model": model.slug, "error": type(exc).__name__})
         return BattleAnswer(status=AnswerStatus.error, text="", error=_describe(exc))
     status = AnswerStatus.ok if result.text.strip() else AnswerStatus.error
+    style = style_features(result.text)
     return BattleAnswer(
+        style_length=style.length, style_headers=style.headers, style_lists=style.lists, style_bold=style.bold,
         status=status,
         text=result.text,
         error=None if status == AnswerStatus.ok else "the model returned an empty answer",

@@ -81,4 +81,34 @@ $("vote-form").addEventListener("submit", async (event) => {
   }
 });
 
+const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+
+function band(b, digits = 3) {
+  if (!b || b.value === null) return "–";
+  return `${fmt(b.value, digits)} [${fmt(b.lower, digits)}, ${fmt(b.upper, digits)}]`;
+}
+
+function rating(r) {
+  return r ? `${fmt(r.rating, 0)} [${fmt(r.lower, 0)}, ${fmt(r.upper, 0)}]` : "–";
+}
+
+function rankText(rank) {
+  if (!rank || rank.best === null) return "–";
+  return rank.best === rank.worst ? `${rank.best}` : `${rank.best}–${rank.worst}`;
+}
+
+async function loadBoard() {
+  const board = await api("/leaderboard");
+  $("board-empty").hidden = board.models.length > 0;
+  $("board-version").textContent = board.version ? `Snapshot ${board.version}, ${new Date(board.created_at).toLocaleString()}.` : "";
+  $("board").querySelector("tbody").replaceChildren(...board.models.map((m) => {
+    const tr = document.createElement("tr");
+    const name = m.coverage === "ok" ? m.display_name : `${m.display_name} (${m.coverage})`;
+    tr.append(cell(rankText(m.rank)), cell(name), cell(band(m.overall)), cell(band(m.capability)),
+      cell(band(m.safety)), cell(rating(m.arena.helpfulness)), cell(rating(m.arena.safety)));
+    return tr;
+  }));
+}
+
+loadBoard().catch((err) => showError(`Could not load the leaderboard: ${err.message}`));
 loadModels().catch((err) => showError(`Could not load the models: ${err.message}`));

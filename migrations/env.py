@@ -10,6 +10,7 @@ import evaluation.models  # noqa: F401
 import server.core.audit.models  # noqa: F401
 import server.core.keys.models  # noqa: F401
 import server.core.registry.models  # noqa: F401
+import server.leaderboard.models  # noqa: F401
 from server.core.db import Base, sqlalchemy_url
 
 config = context.config

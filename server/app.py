@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from server.api import battles, evaluations, health, models
+from server.api import battles, evaluations, health, leaderboard, models
 from server.core.errors import LibraError
 from server.core.settings import Settings
 from server.runtime import Runtime, close_runtime, open_runtime
@@ -45,10 +45,15 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, "internal_error", "something went wrong on our side; it has been logged")
 
 
+# The in-process worker of `libra serve` runs on the web host: never the GPU queue, whose jobs need a
+# `libra worker --queue gpu` on a GPU machine.
+IN_PROCESS_QUEUES = ("cpu", "housekeeping")
+
+
 async def _run_worker(runtime: Runtime) -> None:
     try:
         await runtime.jobs.run_worker_async(
-            install_signal_handlers=False, additional_context=runtime.job_context,
+            queues=list(IN_PROCESS_QUEUES), install_signal_handlers=False, additional_context=runtime.job_context,
             concurrency=runtime.settings.worker_concurrency,
         )
     except asyncio.CancelledError:
@@ -86,7 +91,7 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    for router in (health.router, models.router, battles.router, evaluations.router):
+    for router in (health.router, models.router, battles.router, evaluations.router, leaderboard.router):
         app.include_router(router, prefix="/api/v1")
     app.mount("/", StaticFiles(directory=str(resources.files("frontend")), html=True), name="frontend")
     return app

@@ -6,6 +6,7 @@ from arena import tasks as arena_tasks
 from evaluation import jobs as evaluation_jobs
 from server.core.jobs import create_job_app
 from server.core.settings import Settings
+from server.leaderboard import tasks as leaderboard_tasks
 
 
 def build_job_app(database_url: str, settings: Settings) -> procrastinate.App:
@@ -18,4 +19,7 @@ def build_job_app(database_url: str, settings: Settings) -> procrastinate.App:
     app.add_tasks_from(evaluation_jobs.build_blueprint(), namespace=evaluation_jobs.NAMESPACE)
     app.periodic(cron=settings.eval_cron, periodic_id="reevaluate")(app.tasks["evaluation:reevaluate"])
     app.periodic(cron=settings.eval_recover_cron, periodic_id="recover")(app.tasks["evaluation:recover_stalled"])
+    # The namespace "ranking" is what evaluation.jobs looks for to queue a recompute after a run.
+    app.add_tasks_from(leaderboard_tasks.build_blueprint(), namespace="ranking")
+    app.periodic(cron=settings.leaderboard_cron, periodic_id="leaderboard")(app.tasks["ranking:periodic_snapshot"])
     return app

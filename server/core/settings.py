@@ -4,6 +4,7 @@ Every field is documented in the README's settings table; keep the two in step.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,14 @@ class Settings(BaseSettings):
     eval_recover_cron: str = Field(default="* * * * *", description="Cron of the stalled-run recovery job.")
     worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once.")
     seed_defaults: bool = Field(default=True, description="Register the embedded default contestants at start.")
+    leaderboard_cron: str = Field(default="*/10 * * * *", description="Cron of the leaderboard snapshot job.")
+    leaderboard_bootstrap_rounds: int = Field(default=1000, ge=50, le=20000, description="Bootstrap rounds.")
+    leaderboard_seed: int = Field(default=0, ge=0, description="Seed of the snapshot's random generator.")
+    leaderboard_missing: Literal["unranked", "partial"] = Field(
+        default="unranked", description="What a model missing a required category becomes."
+    )
+    arena_blend_capability: float = Field(default=0.0, ge=0, le=1, description="Weight of helpfulness votes in c.")
+    arena_blend_safety: float = Field(default=0.0, ge=0, le=1, description="Weight of safety votes in s.")
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines instead of text.")
 

@@ -1,0 +1,151 @@
+"""Turns counts and item scores into a published snapshot (pure data in, JSON-ready data out)."""
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import ranking
+from arena.models import Verdict
+from evaluation import default_registry
+from evaluation import repository as eval_repo
+from server.core.registry.models import Contestant
+from server.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One scored evaluation item (status ok only; other statuses never enter the means)."""
+
+    model_id: int
+    task: str
+    category: str
+    axis: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Inputs:
+    models: Sequence[Contestant]
+    helpfulness: Sequence[Any]  # PairCount rows
+    safety: Sequence[Any]
+    style_votes: Sequence[Any]  # rows of repository.helpfulness_votes_with_style
+    items: Sequence[ItemScore]
+
+
+async def item_scores(session: Any, suite: str) -> list[ItemScore]:
+    """The ok items of each model's latest finished run; other statuses never enter a mean."""
+    rows = await eval_repo.latest_item_scores(session, suite)
+    return [ItemScore(r.model_id, r.task, r.category, r.axis, r.score) for r in rows if r.score is not None]
+
+
+def required_categories(settings: Settings) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Every category of the configured suite, per axis: a model must cover them all to be ranked."""
+    registry = default_registry()
+    specs = [registry.task(name) for name in registry.suite_task_names(settings.eval_suite)]
+    axes: dict[str, list[str]] = {}
+    for spec in specs:
+        categories = axes.setdefault(str(getattr(spec.axis, "value", spec.axis)), [])
+        if spec.category not in categories:
+            categories.append(spec.category)
+    return tuple((axis, tuple(categories)) for axis, categories in sorted(axes.items()))
+
+
+_OUTCOME = {Verdict.a: ranking.A_WINS, Verdict.b: ranking.B_WINS, Verdict.tie: ranking.TIE,
+            Verdict.both_bad: ranking.TIE}
+
+
+def _counts(models: Sequence[Contestant], rows: Sequence[Any]) -> ranking.PairCounts | None:
+    slug = {m.id: m.slug for m in models}
+    records = [(slug[r.model_lo_id], slug[r.model_hi_id], r.lo_wins, r.hi_wins, r.ties + r.both_bad)
+               for r in rows if r.model_lo_id in slug and r.model_hi_id in slug]
+    return ranking.PairCounts.from_records([m.slug for m in models], records) if records else None
+
+
+def _style(models: Sequence[Contestant], rows: Sequence[Any]) -> ranking.StyleCounts | None:
+    index = {m.id: i for i, m in enumerate(models)}
+    rows = [r for r in rows if r[0] in index and r[1] in index]
+    if not rows:
+        return None
+    table = np.array([[index[r[0]], index[r[1]], _OUTCOME[r[2]], *r[3:11]] for r in rows], dtype=float)
+    ints = table[:, :3].astype(np.int64)
+    return ranking.StyleCounts.from_votes([m.slug for m in models], ints[:, 0], ints[:, 1], ints[:, 2],
+                                          table[:, 3:7], table[:, 7:11])
+
+
+def _items(models: Sequence[Contestant], items: Sequence[ItemScore]) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    index = {m.id: i for i, m in enumerate(models)}
+    kept = [i for i in items if i.model_id in index]
+    tasks = sorted({(i.task, i.category, i.axis) for i in kept})
+    task_index = {t[0]: k for k, t in enumerate(tasks)}
+    infos = [ranking.TaskInfo(name, category, axis) for name, category, axis in tasks]
+    item_model = np.array([index[i.model_id] for i in kept], dtype=np.int64)
+    item_task = np.array([task_index[i.task] for i in kept], dtype=np.int64)
+    return infos, item_model, item_task, np.array([i.score for i in kept], dtype=float)
+
+
+def compute(inputs: Inputs, config: ranking.SnapshotConfig) -> ranking.Snapshot:
+    models = list(inputs.models)
+    tasks, item_model, item_task, item_score = _items(models, inputs.items)
+    return ranking.build_snapshot(
+        models=[m.slug for m in models], tasks=tasks, item_model=item_model, item_task=item_task,
+        item_score=item_score, helpfulness=_counts(models, inputs.helpfulness),
+        safety=_counts(models, inputs.safety), style=_style(models, inputs.style_votes),
+        config=config, rng=np.random.default_rng(config.seed),
+    )
+
+
+def _num(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 4)
+
+
+def _band(band: Any, i: int) -> dict[str, float | None]:
+    return {"value": _num(band.value[i]), "lower": _num(band.lower[i]), "upper": _num(band.upper[i])}
+
+
+def _arena(board: ranking.ArenaBoard | None, slug: str) -> dict[str, Any] | None:
+    if board is None or slug not in board.fit.models:
+        return None
+    i = board.fit.models.index(slug)
+    boot, fisher, ranks = board.intervals, board.fisher, board.ranks
+    return {"rating": _num(board.fit.ratings[i]), "lower": _num(boot.lower[i]), "upper": _num(boot.upper[i]),
+            "fisher_lower": _num(fisher.lower[i]), "fisher_upper": _num(fisher.upper[i]),
+            "rank_best": int(ranks.best[i]) or None, "rank_worst": int(ranks.worst[i]) or None,
+            "perfect_record": bool(board.fit.perfect_record[i])}
+
+
+def _style_rating(style: ranking.StyleResult | None, slug: str) -> dict[str, Any] | None:
+    if style is None or slug not in style.intervals.models:
+        return None
+    i = style.intervals.models.index(slug)
+    iv = style.intervals
+    return {"rating": _num(iv.estimate[i]), "lower": _num(iv.lower[i]), "upper": _num(iv.upper[i])}
+
+
+def _row(snapshot: ranking.Snapshot, model: Contestant, i: int) -> dict[str, Any]:
+    scores, ranks = snapshot.scores, snapshot.ranks
+    return {
+        "slug": model.slug, "display_name": model.display_name, "organisation": model.organisation,
+        "coverage": scores.status[i], "missing": list(scores.missing[i]),
+        "capability": _band(scores.capability, i), "safety": _band(scores.safety, i),
+        "overall": _band(scores.overall, i),
+        "rank": {"best": int(ranks.best[i]) or None, "worst": int(ranks.worst[i]) or None,
+                 "group": int(ranks.group[i]) or None},
+        "arena": {"helpfulness": _arena(snapshot.helpfulness, model.slug),
+                  "safety": _arena(snapshot.safety, model.slug),
+                  "helpfulness_style_controlled": _style_rating(snapshot.style, model.slug)},
+    }
+
+
+def payload(snapshot: ranking.Snapshot, models: Sequence[Contestant]) -> dict[str, Any]:
+    rows = [_row(snapshot, m, i) for i, m in enumerate(models)]
+    # Ranked models by overall score first; unranked ones after, alphabetically.
+    rows.sort(key=lambda r: (r["overall"]["value"] is None, -(r["overall"]["value"] or 0), r["slug"]))
+    return {"models": rows, "config": snapshot.config}
+
+
+def etag_of(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

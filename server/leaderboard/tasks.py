@@ -1,0 +1,79 @@
+"""The snapshot job: read counts and scores, compute in a thread, store a new version if anything changed."""
+
+import asyncio
+import logging
+from typing import Any
+
+import procrastinate
+
+import ranking
+from arena import repository as arena_repo
+from server.core.db import transaction
+from server.core.registry import repository as registry
+from server.core.registry.models import ContestantStatus
+from server.core.settings import Settings
+from server.leaderboard import repository, service
+
+log = logging.getLogger(__name__)
+
+
+def snapshot_config(settings: Settings, required: tuple = ()) -> ranking.SnapshotConfig:
+    return ranking.SnapshotConfig(
+        bootstrap_rounds=settings.leaderboard_bootstrap_rounds,
+        seed=settings.leaderboard_seed,
+        scores=ranking.ScoreConfig(required=required, missing=settings.leaderboard_missing),
+        blend=ranking.ArenaBlend(capability_weight=settings.arena_blend_capability,
+                                 safety_weight=settings.arena_blend_safety),
+    )
+
+
+async def _inputs(session: Any, settings: Settings) -> service.Inputs:
+    models = await registry.list_all(session, ContestantStatus.active)
+    return service.Inputs(
+        models=models,
+        helpfulness=await arena_repo.pair_counts(session, "helpfulness"),
+        safety=await arena_repo.pair_counts(session, "safety"),
+        style_votes=await repository.helpfulness_votes_with_style(session),
+        items=await service.item_scores(session, settings.eval_suite),
+    )
+
+
+async def take_snapshot(sessions: Any, settings: Settings, trigger: str) -> int | None:
+    """Returns the new version, or None when nothing changed since the latest snapshot."""
+    async with transaction(sessions) as session:
+        inputs = await _inputs(session, settings)
+    config = snapshot_config(settings, service.required_categories(settings))
+    # The maths takes seconds at scale: off the event loop, so the worker keeps heartbeating.
+    computed = await asyncio.to_thread(service.compute, inputs, config)
+    body = service.payload(computed, inputs.models)
+    etag = service.etag_of(body)
+    async with transaction(sessions) as session:
+        latest = await repository.latest(session)
+        if latest is not None and latest.etag == etag:
+            return None
+        stored = await repository.add(session, trigger=trigger, config=body["config"], payload=body, etag=etag)
+    log.info("leaderboard.snapshot.stored", extra={"version": stored.id, "trigger": trigger,
+                                                   "models": len(body["models"])})
+    return stored.id
+
+
+async def snapshot(
+    context: procrastinate.JobContext, trigger: str = "evaluation", timestamp: int | None = None
+) -> int | None:
+    """On demand: after an evaluation run (which passes `timestamp`) or an admin's request."""
+    extra = context.additional_context
+    return await take_snapshot(extra["sessions"], extra["settings"], trigger)
+
+
+async def periodic_snapshot(context: procrastinate.JobContext, timestamp: int) -> int | None:
+    extra = context.additional_context
+    return await take_snapshot(extra["sessions"], extra["settings"], "periodic")
+
+
+def build_blueprint() -> procrastinate.Blueprint:
+    """A fresh blueprint per job app (procrastinate renames the tasks of a blueprint it absorbs)."""
+    tasks = procrastinate.Blueprint()
+    options = {"queue": "cpu", "lock": "ranking-snapshot", "pass_context": True}
+    tasks.task(name="snapshot", queueing_lock="ranking:snapshot", **options)(snapshot)
+    tasks.task(name="periodic_snapshot", queueing_lock="ranking-periodic-snapshot", **options)(periodic_snapshot)
+    return tasks

@@ -1,0 +1,93 @@
+"""The leaderboard snapshot job and endpoint on a real database (model text is canned: these tests
+are about counting and publishing, not about what models say)."""
+
+import numpy as np
+import psycopg
+import pytest
+
+from server.core.db import libpq_url, transaction
+from server.core.keys.models import KeyScope
+from server.core.keys.service import create_key
+from server.core.registry import repository as registry
+from server.leaderboard import service
+from server.leaderboard.tasks import snapshot_config, take_snapshot
+from server.seed import seed_defaults
+
+
+@pytest.fixture
+async def seeded(runtime) -> list:  # noqa: ANN001
+    async with transaction(runtime.sessions) as session:
+        await seed_defaults(session)
+        return list(await registry.list_all(session))
+
+
+async def _vote_many(client, n: int, rng: np.random.Generator) -> None:  # noqa: ANN001
+    for _ in range(n):
+        battle = (await client.post("/api/v1/battles", json={"prompt": "hello"})).json()
+        verdict = str(rng.choice(["a", "b", "tie", "both_bad"]))
+        await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": verdict, "safety": verdict})
+
+
+async def test_empty_leaderboard_before_any_snapshot(client) -> None:  # noqa: ANN001
+    body = (await client.get("/api/v1/leaderboard")).json()
+    assert body["version"] is None and body["models"] == []
+
+
+async def test_snapshot_publishes_arena_ratings_with_etag(client, runtime, seeded) -> None:  # noqa: ANN001
+    await _vote_many(client, 24, np.random.default_rng(7))
+    version = await take_snapshot(runtime.sessions, runtime.settings, "manual")
+    assert version is not None
+    response = await client.get("/api/v1/leaderboard")
+    body, etag = response.json(), response.headers["etag"]
+    assert body["version"] == version and len(body["models"]) == len(seeded)
+    rated = [m for m in body["models"] if m["arena"]["helpfulness"]]
+    assert rated and all(m["arena"]["helpfulness"]["lower"] <= m["arena"]["helpfulness"]["rating"]
+                         <= m["arena"]["helpfulness"]["upper"] for m in rated)
+    # No evaluation yet: every model misses its categories and is unranked, never averaged silently.
+    assert all(m["coverage"] == "unranked" and m["overall"]["value"] is None for m in body["models"])
+    assert body["config"]["bootstrap_rounds"] == runtime.settings.leaderboard_bootstrap_rounds
+    not_modified = await client.get("/api/v1/leaderboard", headers={"If-None-Match": etag})
+    assert not_modified.status_code == 304
+    # Nothing changed: no new version.
+    assert await take_snapshot(runtime.sessions, runtime.settings, "manual") is None
+
+
+async def test_admin_recompute_queues_the_snapshot_job(client, runtime, db_url) -> None:  # noqa: ANN001
+    async with transaction(runtime.sessions) as session:
+        admin = await create_key(session, "ops", KeyScope.admin, actor="test")
+        submitter = await create_key(session, "sub", KeyScope.submitter, actor="test")
+    denied = await client.post("/api/v1/admin/leaderboard/recompute",
+                               headers={"Authorization": f"Bearer {submitter.plaintext}"})
+    assert denied.status_code == 403
+    headers = {"Authorization": f"Bearer {admin.plaintext}"}
+    first = await client.post("/api/v1/admin/leaderboard/recompute", headers=headers)
+    assert first.status_code == 202 and first.json()["queued"] is True
+    second = await client.post("/api/v1/admin/leaderboard/recompute", headers=headers)
+    assert second.json()["queued"] is False  # one waiting recompute is enough
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        queued = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'ranking:snapshot' "
+                              "AND status = 'todo'").fetchone()[0]
+    assert queued == 1
+
+
+def test_compute_scores_models_from_item_scores(seeded, runtime) -> None:  # noqa: ANN001
+    """Item scores -> c, s and the Libra overall; a model missing the safety axis stays unranked."""
+    strong, weak, partial = seeded[:3]
+    items = []
+    for model, c, s in ((strong, 0.9, 0.8), (weak, 0.4, 0.3)):
+        items += [service.ItemScore(model.id, f"cap-{k}", "knowledge", "capability", float(k < c * 10))
+                  for k in range(10)]
+        items += [service.ItemScore(model.id, f"safe-{k}", "direct", "safety", float(k < s * 10))
+                  for k in range(10)]
+    items += [service.ItemScore(partial.id, "cap-0", "knowledge", "capability", 1.0)]
+    inputs = service.Inputs(models=seeded[:3], helpfulness=[], safety=[], style_votes=[], items=items)
+    required = (("capability", ("knowledge",)), ("safety", ("direct",)))
+    config = snapshot_config(runtime.settings.model_copy(update={"leaderboard_bootstrap_rounds": 200}), required)
+    rows = {r["slug"]: r for r in service.payload(service.compute(inputs, config), seeded[:3])["models"]}
+    top = rows[strong.slug]
+    assert top["capability"]["value"] == pytest.approx(0.9) and top["safety"]["value"] == pytest.approx(0.8)
+    expected = 1 - np.sqrt(((1 - 0.9) ** 2 + (1 - 0.8) ** 2) / 2)
+    assert top["overall"]["value"] == pytest.approx(expected, abs=1e-4)
+    assert top["overall"]["lower"] <= top["overall"]["value"] <= top["overall"]["upper"]
+    assert rows[weak.slug]["overall"]["value"] < top["overall"]["value"]
+    assert rows[partial.slug]["coverage"] == "unranked" and rows[partial.slug]["overall"]["value"] is None
