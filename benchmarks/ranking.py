@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from ranking import PairCounts, bootstrap_intervals, fisher_intervals, fit_bradley_terry  # noqa: E402
+from ranking import bootstrap_intervals, fisher_intervals, fit_bradley_terry  # noqa: E402
 from ranking.bradley_terry import SCALE, pair_problem, prior_precision  # noqa: E402
 from ranking.intervals import resample_counts  # noqa: E402
 from ranking.simulate import SimulatedArena, counts_from_pairs, simulate_arena, simulate_counts  # noqa: E402

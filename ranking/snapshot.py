@@ -16,8 +16,16 @@ import numpy as np
 from ranking.bradley_terry import BTResult, TieModel, fit_bradley_terry
 from ranking.counts import FloatArray, IntArray, PairCounts
 from ranking.intervals import Intervals, bootstrap_intervals, fisher_intervals
-from ranking.libra import AxisScores, ScoreConfig, Status, TaskInfo, aggregate_scores, overall_band
-from ranking.libra import percentile_band, rating_to_unit
+from ranking.libra import (
+    AxisScores,
+    ScoreConfig,
+    Status,
+    TaskInfo,
+    aggregate_scores,
+    overall_band,
+    percentile_band,
+    rating_to_unit,
+)
 from ranking.ranks import RankIntervals, rank_intervals
 from ranking.style import StyleConfig, StyleCounts, StyleResult, fit_style_controlled
 
