@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from inference.errors import InferenceError
-from inference.protocol import BaseBackend, BatchItem, Conversation, conversation_error
+from inference.protocol import BaseBackend, BatchItem, Conversation, run_valid
 from inference.stream import StreamEnd, StreamEvent
 from inference.types import GenerationResult, Message, SamplingParams
 
@@ -33,17 +33,11 @@ class EngineBackend(BaseBackend, Generic[E]):
     async def generate_batch(
         self, conversations: Sequence[Conversation], params: SamplingParams
     ) -> list[BatchItem]:
-        items: list[BatchItem | None] = [conversation_error(c) for c in conversations]
-        todo = [i for i, item in enumerate(items) if item is None]
-        if todo:
-            batch = [[m.as_dict() for m in conversations[i]] for i in todo]
-            try:
-                done = await self._on_thread(lambda engine: self._run_batch(engine, batch, params))
-            except InferenceError as error:  # the engine failed to load: every item failed
-                done = [error] * len(todo)
-            for index, item in zip(todo, done, strict=True):
-                items[index] = item
-        return [item for item in items if item is not None]
+        def run(valid: list[Conversation]) -> Awaitable[list[BatchItem]]:
+            batch = [[m.as_dict() for m in conversation] for conversation in valid]
+            return self._on_thread(lambda engine: self._run_batch(engine, batch, params))
+
+        return await run_valid(conversations, run)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from inference.errors import InferenceError, RequestRejected
@@ -106,6 +106,26 @@ async def capture(call: Awaitable[GenerationResult]) -> BatchItem:
         return await call
     except InferenceError as error:
         return error
+
+
+async def run_valid(
+    conversations: Sequence[Conversation],
+    run: Callable[[list[Conversation]], Awaitable[list[BatchItem]]],
+) -> list[BatchItem]:
+    """Run only the valid conversations, in one call; invalid ones keep their error in their slot.
+
+    A call that fails as a whole (the engine or model file could not load) fails every valid item.
+    """
+    items: list[BatchItem | None] = [conversation_error(c) for c in conversations]
+    todo = [i for i, item in enumerate(items) if item is None]
+    if todo:
+        try:
+            done = await run([conversations[i] for i in todo])
+        except InferenceError as error:
+            done = [error] * len(todo)
+        for index, item in zip(todo, done, strict=True):
+            items[index] = item
+    return [item for item in items if item is not None]
 
 
 def conversation_error(messages: Sequence[Message]) -> InferenceError | None:

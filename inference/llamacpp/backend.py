@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,7 @@ from inference.llamacpp import prompts
 from inference.llamacpp.batch import decode_many
 from inference.llamacpp.decode import Decoded, run_decode
 from inference.llamacpp.runtime import LoadedModel
-from inference.protocol import BaseBackend, BatchItem, Conversation, conversation_error
+from inference.protocol import BaseBackend, BatchItem, Conversation, run_valid
 from inference.stream import StreamEnd, StreamEvent
 from inference.threads import Emit
 from inference.types import GenerationResult, Message, SamplingParams
@@ -78,20 +78,14 @@ class LlamaCppBackend(BaseBackend):
     async def generate_batch(
         self, conversations: Sequence[Conversation], params: SamplingParams
     ) -> list[BatchItem]:
-        # One job on the model's thread decodes all valid items together
-        # (see batch.py); invalid ones keep their error in their slot.
-        items: list[BatchItem | None] = [conversation_error(c) for c in conversations]
-        todo = [i for i, item in enumerate(items) if item is None]
-        if todo:
-            batch = [list(conversations[i]) for i in todo]
-            effective = self._effective(params)
-            try:
-                done = await self._model.call(lambda llm: self._decode_batch(llm, batch, effective))
-            except InferenceError as error:  # e.g. the model file is missing: every item failed
-                done = [error] * len(todo)
-            for index, item in zip(todo, done, strict=True):
-                items[index] = item
-        return [item for item in items if item is not None]
+        # One job on the model's thread decodes all valid items together (see batch.py).
+        effective = self._effective(params)
+
+        def run(valid: list[Conversation]) -> Awaitable[list[BatchItem]]:
+            batch = [list(conversation) for conversation in valid]
+            return self._model.call(lambda llm: self._decode_batch(llm, batch, effective))
+
+        return await run_valid(conversations, run)
 
     def _decode_batch(
         self, llm: Llama, batch: list[list[Message]], params: SamplingParams
