@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.db import Base, utcnow
+from core.db import Base, utcnow
 
 
 class BattleStatus(enum.StrEnum):

@@ -9,8 +9,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arena.models import Battle, BattleAnswer, BattleStatus, PairCount, Verdict, Vote
-from server.core.db import utcnow
-from server.core.errors import not_found
+from core.db import utcnow
+from core.errors import not_found
 
 
 async def get_battle(session: AsyncSession, battle_id: uuid.UUID, *, lock: bool = False) -> Battle:

@@ -20,11 +20,11 @@ from arena import repository as repo
 from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, Vote
 from arena.schemas import AnswerOut, BattleOut, RevealedModel, VoteIn
 from arena.style import style_features
+from core.db import transaction, utcnow
+from core.errors import LibraError, conflict
+from core.registry import repository as registry
+from core.registry.models import Contestant, ContestantStatus
 from inference import BackendPool, InferenceError, Message, SamplingParams, parse_backend_config
-from server.core.db import transaction, utcnow
-from server.core.errors import LibraError, conflict
-from server.core.registry import repository as registry
-from server.core.registry.models import Contestant, ContestantStatus
 
 log = logging.getLogger(__name__)
 

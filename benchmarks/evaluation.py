@@ -32,21 +32,21 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from core.db import create_engine, create_sessionmaker, transaction
+from core.migrate import upgrade
+from core.pgserver import embedded_postgres
+from core.registry.models import Contestant, ContestantStatus
+from core.registry.schemas import ContestantIn
+from core.settings import Settings
 from evaluation import service
-from evaluation.generation import conversation_of
 from evaluation.models import EvalGeneration, RunReason, RunStatus
-from evaluation.registry import default_registry
-from evaluation.runner import RunSettings, plan_run
-from evaluation.sampling import sample_cycle
+from evaluation.runs.generation import conversation_of
+from evaluation.runs.runner import RunSettings, plan_run
 from evaluation.scoring.gold import report, rules_agreement
+from evaluation.tasks.registry import default_registry
+from evaluation.tasks.sampling import sample_cycle
 from inference import DEFAULT_CONTESTANTS, BackendPool, SamplingParams, parse_backend_config
 from server import contestants
-from server.core.db import create_engine, create_sessionmaker, transaction
-from server.core.migrate import upgrade
-from server.core.pgserver import embedded_postgres
-from server.core.registry.models import Contestant, ContestantStatus
-from server.core.registry.schemas import ContestantIn
-from server.core.settings import Settings
 
 SUITE = "smoke"  # project data only: needs no optional package
 CYCLE = "benchmark"

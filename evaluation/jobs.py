@@ -23,14 +23,14 @@ import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import transaction
+from core.registry import repository as registry
+from core.registry.models import Contestant, ContestantStatus
+from core.settings import Settings
 from evaluation import repository as repo
 from evaluation import service
-from evaluation.generation import queue_for
 from evaluation.models import EvalRun, RunReason
-from server.core.db import transaction
-from server.core.registry import repository as registry
-from server.core.registry.models import Contestant, ContestantStatus
-from server.core.settings import Settings
+from evaluation.runs.generation import queue_for
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Evaluation runs and their per-item rows.
 
-Generations and scores are keyed by fingerprints (see ``evaluation.fingerprints``), not by run:
+Generations and scores are keyed by fingerprints (see ``evaluation.runs.fingerprints``), not by run:
 a resumed run, a re-evaluation with nothing changed and a re-score with a new judge all find the
 rows already there. Primary keys make "one row per item" a database guarantee, and every write is
 an upsert. A run lists its items in ``eval_run_items``, so what belongs to a run is a join.
@@ -14,8 +14,8 @@ from sqlalchemy import BigInteger, CheckConstraint, Enum, Float, ForeignKey, Ind
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.db import Base, utcnow
 from evaluation.types import Status
-from server.core.db import Base, utcnow
 
 
 class RunStatus(enum.StrEnum):

@@ -15,12 +15,12 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import transaction, utcnow
+from core.errors import not_found
+from core.registry.models import Contestant, ContestantStatus
 from evaluation.models import EvalGeneration, EvalRun, EvalRunItem, EvalScore, RunStatus
-from evaluation.store import RETRYABLE, GenerationRecord, ScoreRecord
-from evaluation.types import Status
-from server.core.db import transaction, utcnow
-from server.core.errors import not_found
-from server.core.registry.models import Contestant, ContestantStatus
+from evaluation.runs.store import RETRYABLE, GenerationRecord
+from evaluation.types import ScoredItem, Status
 
 _CHUNK = 4000  # fingerprints per IN list / rows per INSERT, well under Postgres' bind-parameter limit
 ACTIVE = (RunStatus.queued, RunStatus.running)
@@ -31,22 +31,6 @@ class Progress:
     total: int
     generated: int
     scored: int
-
-
-@dataclass(frozen=True)
-class ItemScoreRow:
-    """One item of a model's latest finished run; ``score`` is None whenever ``status`` is not ok."""
-
-    model_id: int
-    model_slug: str
-    run_id: int
-    task: str
-    category: str
-    axis: str
-    item_id: str
-    score: float | None
-    status: str
-    held_out: bool
 
 
 def _chunks(rows: Sequence[Any]) -> list[Sequence[Any]]:
@@ -138,10 +122,10 @@ async def activate_if_pending(session: AsyncSession, model_id: int) -> bool:
     return bool(result.rowcount)
 
 
-async def latest_item_scores(session: AsyncSession, suite: str = "default") -> list[ItemScoreRow]:
-    """Every item row of each model's latest finished run of ``suite``: what the leaderboard reads.
+async def latest_scored_items(session: AsyncSession, suite: str = "default") -> dict[int, list[ScoredItem]]:
+    """Every item of each model's latest finished run of ``suite``, by model id: what the leaderboard reads.
 
-    Rows with ``held_out`` set must never be served or exported; they may enter aggregates.
+    Items with ``held_out`` set must never be served or exported; they may enter aggregates.
     """
     newest_first = func.row_number().over(
         partition_by=EvalRun.model_id, order_by=(EvalRun.finished_at.desc(), EvalRun.id.desc())
@@ -154,23 +138,21 @@ async def latest_item_scores(session: AsyncSession, suite: str = "default") -> l
     latest = select(ranked.c.id, ranked.c.model_id).where(ranked.c.rank == 1).subquery()
     item = EvalRunItem
     query = (
-        select(latest.c.model_id, Contestant.slug, latest.c.id, item.task, item.category, item.axis,
-               item.item_id, EvalScore.score, EvalScore.status, item.held_out)
+        select(latest.c.model_id, item.task, item.item_id, item.category, item.axis, item.held_out,
+               EvalScore.status, EvalScore.score)
         .select_from(latest)
-        .join(Contestant, Contestant.id == latest.c.model_id)
         .join(item, item.run_id == latest.c.id)
         .outerjoin(EvalScore, EvalScore.fingerprint == item.score_fingerprint)
         .order_by(latest.c.model_id, item.task, item.item_id)
     )
-    return [_item_score_row(row) for row in await session.execute(query)]
-
-
-def _item_score_row(row: Any) -> ItemScoreRow:
-    model_id, slug, run_id, task, category, axis, item_id, score, status, held_out = row
-    ok = status is Status.OK
-    # A planned item with no score row cannot occur in a finished run; treat it as a status anyway.
-    return ItemScoreRow(model_id, slug, run_id, task, category, axis, item_id,
-                        score if ok else None, status.value if status else "missing", held_out)
+    found: dict[int, list[ScoredItem]] = {}
+    for model_id, task, item_id, category, axis, held_out, status, score in await session.execute(query):
+        # A planned item with no score row cannot occur in a finished run; it would count as a failure.
+        found.setdefault(model_id, []).append(ScoredItem(
+            task, item_id, status or Status.BACKEND_ERROR, score if status is Status.OK else None,
+            axis=axis, category=category, held_out=held_out,
+        ))
+    return found
 
 
 # --- per-item rows: the Postgres ItemStore --------------------------------------------------------
@@ -180,7 +162,7 @@ OnSaved = Callable[[str, int], None]
 
 
 class PostgresItemStore:
-    """:class:`evaluation.store.ItemStore` on Postgres; each save is one committed transaction."""
+    """:class:`evaluation.runs.store.ItemStore` on Postgres; each save is one committed transaction."""
 
     def __init__(
         self,
@@ -206,15 +188,15 @@ class PostgresItemStore:
             await self._upsert(EvalGeneration, [_generation_row(r) for r in records])
             self._saved("generate", len(records))
 
-    async def get_scores(self, fingerprints: Sequence[str]) -> Mapping[str, ScoreRecord]:
-        found: dict[str, ScoreRecord] = {}
+    async def get_scores(self, fingerprints: Sequence[str]) -> Mapping[str, ScoredItem]:
+        found: dict[str, ScoredItem] = {}
         async with self._sessions() as session:
             for chunk in _chunks(fingerprints):
                 rows = await session.scalars(select(EvalScore).where(EvalScore.fingerprint.in_(chunk)))
                 found.update({row.fingerprint: _score_record(row) for row in rows})
         return found
 
-    async def save_scores(self, records: Sequence[ScoreRecord]) -> None:
+    async def save_scores(self, records: Sequence[ScoredItem]) -> None:
         if records:
             await self._upsert(EvalScore, [_score_row(r) for r in records])
             self._saved("score", len(records))
@@ -259,7 +241,7 @@ def _generation_record(row: EvalGeneration) -> GenerationRecord:
     )
 
 
-def _score_row(record: ScoreRecord) -> dict[str, Any]:
+def _score_row(record: ScoredItem) -> dict[str, Any]:
     now = utcnow()
     return {
         "fingerprint": record.fingerprint, "generation_fingerprint": record.generation_fingerprint,
@@ -270,9 +252,9 @@ def _score_row(record: ScoreRecord) -> dict[str, Any]:
     }
 
 
-def _score_record(row: EvalScore) -> ScoreRecord:
-    return ScoreRecord(
-        fingerprint=row.fingerprint, generation_fingerprint=row.generation_fingerprint, task=row.task,
-        item_id=row.item_id, scorer_version=row.scorer_version, status=row.status, score=row.score,
-        extracted=row.extracted, scored_by=row.scored_by, outcome=row.outcome, details=row.details,
+def _score_record(row: EvalScore) -> ScoredItem:
+    return ScoredItem(
+        row.task, row.item_id, row.status, row.score, extracted=row.extracted, scored_by=row.scored_by,
+        outcome=row.outcome, details=row.details, fingerprint=row.fingerprint,
+        generation_fingerprint=row.generation_fingerprint, scorer_version=row.scorer_version,
     )

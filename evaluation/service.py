@@ -16,24 +16,31 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.audit import repository as audit
+from core.db import transaction, utcnow
+from core.errors import LibraError, conflict
+from core.registry import repository as registry
+from core.registry.models import Contestant, ContestantStatus
+from core.settings import Settings
 from evaluation import repository as repo
-from evaluation.fingerprints import model_fingerprint, score_fingerprint
-from evaluation.generation import backend_generate, batching_for
 from evaluation.models import EvalRun, RunReason, RunStatus
-from evaluation.registry import Suite, default_registry
-from evaluation.runner import RunReport, RunSettings, WorkItem, plan_run, run_evaluation, run_fingerprint_of
-from evaluation.sampling import CycleSample, sample_cycle
+from evaluation.runs.fingerprints import model_fingerprint, score_fingerprint
+from evaluation.runs.generation import backend_generate, batching_for
+from evaluation.runs.runner import (
+    RunReport,
+    RunSettings,
+    WorkItem,
+    plan_run,
+    run_evaluation,
+    run_fingerprint_of,
+)
+from evaluation.runs.store import RETRYABLE
+from evaluation.runs.summary import run_summary
 from evaluation.schemas import EvaluationOut, ProgressOut, RefusalAgreementOut, ResultsOut, RunOut
 from evaluation.scoring import RULES_VERSION, RefusalJudge, build_scorer, gold
-from evaluation.store import RETRYABLE
-from evaluation.summary import run_summary
+from evaluation.tasks.registry import Suite, default_registry
+from evaluation.tasks.sampling import CycleSample, sample_cycle
 from inference import PROMPTS_VERSION, Backend, SamplingParams, parse_backend_config
-from server.core.audit import repository as audit
-from server.core.db import transaction, utcnow
-from server.core.errors import LibraError, conflict
-from server.core.registry import repository as registry
-from server.core.registry.models import Contestant, ContestantStatus
-from server.core.settings import Settings
 
 log = logging.getLogger(__name__)
 JUDGE_MAX_TOKENS = 160  # room for "think briefly" and the verdict line of the rubric

@@ -67,6 +67,41 @@ class Item:
 
 
 @dataclass(frozen=True)
+class ScoredItem:
+    """One evaluation item and how it scored: the one record that scorers return, the store keeps,
+    a run's summary counts and the leaderboard reads.
+
+    A scorer fills the outcome; the runner adds where the item counts and its storage keys.
+    ``score`` lies in [0, 1] and exists only when ``status`` is ok: a status is never a score.
+    """
+
+    task: str
+    item_id: str
+    status: Status
+    score: float | None = None
+    # Where it counts: set by the runner from the task's labels.
+    axis: str = ""
+    category: str = ""
+    held_out: bool = False
+    labels: Mapping[str, Any] = field(default_factory=dict)
+    # How it was scored.
+    extracted: str | None = None
+    scored_by: str = ""
+    outcome: str | None = None
+    """``pass`` / ``fail`` / ``inconclusive`` from the rules, where rules apply."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    # Its keys in storage.
+    fingerprint: str = ""
+    generation_fingerprint: str = ""
+    scorer_version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.score is not None and (self.status is not Status.OK or not 0.0 <= self.score <= 1.0):
+            raise ValueError(f"item {self.task}/{self.item_id}: a {self.status.value} item carries no score "
+                             f"outside [0, 1] ({self.score})")
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where a task's data came from; shown on the methodology page."""
 

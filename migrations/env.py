@@ -6,12 +6,12 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import arena.models  # noqa: F401  (registers the arena's tables)
+import core.audit.models  # noqa: F401
+import core.keys.models  # noqa: F401
+import core.registry.models  # noqa: F401
 import evaluation.models  # noqa: F401
-import server.core.audit.models  # noqa: F401
-import server.core.keys.models  # noqa: F401
-import server.core.registry.models  # noqa: F401
 import server.leaderboard.models  # noqa: F401
-from server.core.db import Base, sqlalchemy_url
+from core.db import Base, sqlalchemy_url
 
 config = context.config
 target_metadata = Base.metadata
@@ -23,7 +23,7 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:  # noqa: AN
 
 
 def run_migrations_online() -> None:
-    # From code (server.core.migrate) the URL is set; from the alembic CLI it comes from the environment.
+    # From code (core.migrate) the URL is set; from the alembic CLI it comes from the environment.
     url = config.get_main_option("sqlalchemy.url") or sqlalchemy_url(os.environ["LIBRA_DATABASE_URL"])
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:

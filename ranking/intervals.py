@@ -41,6 +41,19 @@ class Intervals:
         return self.upper - self.lower
 
 
+def normal_intervals(
+    models: tuple[str, ...], estimate: FloatArray, covariance: FloatArray, level: float = 0.95,
+    method: str = "fisher",
+) -> Intervals:
+    """Normal intervals estimate +- z * standard error, the errors read off a covariance's diagonal.
+
+    NaN estimates (unrated models) give NaN bounds; a tiny negative variance from rounding counts as 0.
+    """
+    se = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    half = norm.ppf(0.5 + 0.5 * level) * se
+    return Intervals(models, estimate, estimate - half, estimate + half, level, method)
+
+
 def _full(fit: BTResult, values: FloatArray) -> FloatArray:
     """Scatter per-rated-model columns into all models, NaN elsewhere."""
     out = np.full(values.shape[:-1] + (len(fit.models),), np.nan)
@@ -125,6 +138,6 @@ def rating_covariance(counts: PairCounts, fit: BTResult) -> FloatArray:
 
 def fisher_intervals(counts: PairCounts, fit: BTResult, level: float = 0.95) -> Intervals:
     """Normal intervals rating +- z * standard error from the observed information."""
-    se = _full(fit, np.sqrt(np.clip(np.diag(rating_covariance(counts, fit)), 0.0, None)))
-    half = norm.ppf(0.5 + 0.5 * level) * se
-    return Intervals(fit.models, fit.ratings, fit.ratings - half, fit.ratings + half, level, "fisher")
+    covariance = np.full((len(fit.models), len(fit.models)), np.nan)
+    covariance[np.ix_(fit.rated, fit.rated)] = rating_covariance(counts, fit)
+    return normal_intervals(fit.models, fit.ratings, covariance, level)

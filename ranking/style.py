@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 from ranking.bradley_terry import TieModel, prior_precision, rated_mask, rating_transform
 from ranking.counts import A_WINS, B_WINS, TIE, BoolArray, FloatArray, IntArray, PairCounts, components
-from ranking.intervals import Intervals, params_covariance
+from ranking.intervals import Intervals, normal_intervals, params_covariance
 from ranking.likelihood import Cells, Problem, newton, start
 
 STYLE_FEATURES = ("length", "headers", "lists", "bold")
@@ -177,7 +176,8 @@ def fit_style_controlled(
 def _intervals(
     models: tuple[str, ...], rated: BoolArray, ratings: FloatArray, cov: FloatArray, level: float
 ) -> Intervals:
-    full = np.full((3, len(models)), np.nan)
-    half = norm.ppf(0.5 + 0.5 * level) * np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    full[:, rated] = ratings, ratings - half, ratings + half
-    return Intervals(models, full[0], full[1], full[2], level, "fisher")
+    estimate = np.full(len(models), np.nan)
+    estimate[rated] = ratings
+    covariance = np.full((len(models), len(models)), np.nan)
+    covariance[np.ix_(rated, rated)] = cov
+    return normal_intervals(models, estimate, covariance, level)

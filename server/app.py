@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from core.errors import LibraError
+from core.settings import Settings
 from server.api import battles, evaluations, health, leaderboard, models
-from server.core.errors import LibraError
-from server.core.settings import Settings
 from server.runtime import Runtime, close_runtime, open_runtime
 
 log = logging.getLogger(__name__)

@@ -6,16 +6,16 @@ import procrastinate
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.audit import repository as audit
+from core.db import transaction
+from core.errors import LibraError
+from core.registry import repository as registry
+from core.registry.models import Contestant, ContestantStatus
+from core.registry.schemas import ContestantIn
+from core.settings import Settings
 from evaluation.jobs import queue_evaluation
 from evaluation.models import RunReason
 from inference import parse_backend_config
-from server.core.audit import repository as audit
-from server.core.db import transaction
-from server.core.errors import LibraError
-from server.core.registry import repository as registry
-from server.core.registry.models import Contestant, ContestantStatus
-from server.core.registry.schemas import ContestantIn
-from server.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.core.db import transaction
-from server.core.keys.models import ApiKey, KeyScope
-from server.core.keys.service import authenticate, require_scope
+from core.db import transaction
+from core.keys.models import ApiKey, KeyScope
+from core.keys.service import authenticate, require_scope
 from server.runtime import Runtime
 
 

@@ -2,16 +2,16 @@
 
 import procrastinate
 
-from arena import tasks as arena_tasks
+from arena import jobs as arena_jobs
+from core.jobs import create_job_app
+from core.settings import Settings
 from evaluation import jobs as evaluation_jobs
-from server.core.jobs import create_job_app
-from server.core.settings import Settings
-from server.leaderboard import tasks as leaderboard_tasks
+from server.leaderboard import jobs as leaderboard_jobs
 
 
 def build_job_app(database_url: str, settings: Settings) -> procrastinate.App:
     app = create_job_app(database_url)
-    app.add_tasks_from(arena_tasks.build_blueprint(), namespace="arena")
+    app.add_tasks_from(arena_jobs.build_blueprint(), namespace="arena")
     # The cron is configuration, so the periodic schedule is attached here rather than in the domain.
     app.periodic(cron=settings.housekeeping_cron, periodic_id="housekeeping")(
         app.tasks["arena:fail_stale_battles"]
@@ -20,6 +20,6 @@ def build_job_app(database_url: str, settings: Settings) -> procrastinate.App:
     app.periodic(cron=settings.eval_cron, periodic_id="reevaluate")(app.tasks["evaluation:reevaluate"])
     app.periodic(cron=settings.eval_recover_cron, periodic_id="recover")(app.tasks["evaluation:recover_stalled"])
     # The namespace "ranking" is what evaluation.jobs looks for to queue a recompute after a run.
-    app.add_tasks_from(leaderboard_tasks.build_blueprint(), namespace="ranking")
+    app.add_tasks_from(leaderboard_jobs.build_blueprint(), namespace="ranking")
     app.periodic(cron=settings.leaderboard_cron, periodic_id="leaderboard")(app.tasks["ranking:periodic_snapshot"])
     return app

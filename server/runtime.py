@@ -6,9 +6,9 @@ import procrastinate
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from arena.service import BattleLimits
+from core.db import create_engine, create_sessionmaker
+from core.settings import Settings
 from inference import BackendPool
-from server.core.db import create_engine, create_sessionmaker
-from server.core.settings import Settings
 from server.jobs import build_job_app
 
 

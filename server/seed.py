@@ -4,11 +4,11 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.registry import repository as registry
+from core.registry.models import ContestantStatus
+from core.registry.schemas import ContestantIn
 from inference import DEFAULT_CONTESTANTS
 from server import contestants
-from server.core.registry import repository as registry
-from server.core.registry.models import ContestantStatus
-from server.core.registry.schemas import ContestantIn
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import psycopg
 import pytest
 from sqlalchemy import make_url
 
-from server.core.db import libpq_url
-from server.core.migrate import upgrade
-from server.core.pgserver import embedded_postgres
-from server.core.settings import Settings
+from core.db import libpq_url
+from core.migrate import upgrade
+from core.pgserver import embedded_postgres
+from core.settings import Settings
 from tests.doubles import CannedBackendPoolForTests
 
 TEMPLATE = "libra_template"

@@ -17,7 +17,6 @@ from evaluation.scoring.scorers import (
     RegexScorer,
     ScoreInput,
     Scorer,
-    ScoreResult,
 )
 
 _SIMPLE = {
@@ -52,7 +51,6 @@ __all__ = [
     "RefusalScorer",
     "Rubric",
     "ScoreInput",
-    "ScoreResult",
     "Scorer",
     "build_scorer",
     "detect_refusal",

@@ -17,7 +17,7 @@ import yaml
 from evaluation.scoring.judge import RefusalJudge
 from evaluation.scoring.refusal import Detection, RefusalDetection, detect_refusal
 
-GOLD_PATH = Path(__file__).resolve().parent.parent / "data" / "gold_refusals.yaml"
+GOLD_PATH = Path(__file__).resolve().parent / "gold_refusals.yaml"
 SPLITS = ("dev", "test", "test2", "test3", "test4")
 
 

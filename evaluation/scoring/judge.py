@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evaluation.hashing import content_hash
-from evaluation.results import normalize_result
+from evaluation.runs.results import normalize_result
 from evaluation.types import Generate, Status
 
 log = logging.getLogger(__name__)

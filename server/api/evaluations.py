@@ -3,11 +3,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, status
 
+from core.db import transaction
 from evaluation import service
 from evaluation.jobs import queue_evaluation
 from evaluation.models import RunReason
 from evaluation.schemas import EvaluateIn, EvaluationOut, RefusalAgreementOut
-from server.core.db import transaction
 from server.deps import AdminDep, RuntimeDep, SessionDep
 
 router = APIRouter(tags=["evaluation"])

@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from server.core.errors import LibraError
+from core.errors import LibraError
 from server.deps import RuntimeDep
 
 router = APIRouter(tags=["health"])

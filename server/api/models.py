@@ -1,9 +1,9 @@
 from fastapi import APIRouter, status
 
+from core.registry import repository as registry
+from core.registry.models import ContestantStatus
+from core.registry.schemas import ContestantIn, ContestantOut
 from server import contestants
-from server.core.registry import repository as registry
-from server.core.registry.models import ContestantStatus
-from server.core.registry.schemas import ContestantIn, ContestantOut
 from server.deps import AdminDep, RuntimeDep, SessionDep, SubmitterDep
 
 router = APIRouter(prefix="/models", tags=["models"])

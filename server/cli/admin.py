@@ -6,14 +6,14 @@ from typing import Annotated
 
 import typer
 
+from core import migrate
+from core.keys.models import KeyScope
+from core.keys.service import create_key
+from core.registry import repository as registry
+from core.registry.models import ContestantStatus
+from core.registry.schemas import ContestantIn
 from server import contestants
 from server.cli.common import database, fail, friendly, in_transaction, load_settings
-from server.core import migrate
-from server.core.keys.models import KeyScope
-from server.core.keys.service import create_key
-from server.core.registry import repository as registry
-from server.core.registry.models import ContestantStatus
-from server.core.registry.schemas import ContestantIn
 
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for submitters and admins.", no_args_is_help=True)

@@ -13,10 +13,10 @@ import psycopg
 import typer
 from pydantic import ValidationError
 
-from server.core.db import create_engine, create_sessionmaker, libpq_url, transaction
-from server.core.errors import LibraError
-from server.core.logging import configure_logging
-from server.core.settings import Settings
+from core.db import create_engine, create_sessionmaker, libpq_url, transaction
+from core.errors import LibraError
+from core.logging import configure_logging
+from core.settings import Settings
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -82,7 +82,7 @@ def database(settings: Settings) -> Iterator[str]:
         check_reachable(settings.database_url)
         yield settings.database_url
         return
-    from server.core.pgserver import embedded_postgres
+    from core.pgserver import embedded_postgres
 
     with embedded_postgres(settings.home) as url:
         yield url

@@ -18,16 +18,16 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from core import migrate
+from core.db import create_engine, create_sessionmaker, transaction
+from core.registry import repository as registry
+from core.settings import Settings
 from evaluation import service
 from evaluation.jobs import queue_leaderboard_recompute
 from evaluation.models import EvalRun, RunReason, RunStatus
 from evaluation.repository import Progress as RunProgress
 from inference import BackendPool
 from server.cli.common import database, fail, friendly, in_transaction, load_settings
-from server.core import migrate
-from server.core.db import create_engine, create_sessionmaker, transaction
-from server.core.registry import repository as registry
-from server.core.settings import Settings
 from server.jobs import build_job_app
 from server.seed import seed_defaults
 

@@ -6,6 +6,8 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from core import migrate
+from core.settings import Settings
 from server.app import create_app
 from server.cli.common import (
     check_port_free,
@@ -15,8 +17,6 @@ from server.cli.common import (
     load_settings,
     stop_on_sigterm,
 )
-from server.core import migrate
-from server.core.settings import Settings
 from server.runtime import close_runtime, open_runtime
 from server.seed import seed_defaults
 
@@ -81,9 +81,9 @@ def serve_model(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default LIBRA_HOST).")] = None,
 ) -> None:
     """Serve one registered model as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models)."""
+    from core.registry import repository as registry
     from inference import BackendPool, parse_backend_config
     from inference.openai_server import build_app
-    from server.core.registry import repository as registry
 
     settings = load_settings()
     host = host or settings.host

@@ -5,7 +5,7 @@ from sqlalchemy import String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.db import Base, utcnow
+from core.db import Base, utcnow
 
 
 class LeaderboardSnapshot(Base):

@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,21 +10,11 @@ import numpy as np
 
 import ranking
 from arena.models import Verdict
+from core.registry.models import Contestant
+from core.settings import Settings
 from evaluation import default_registry
 from evaluation import repository as eval_repo
-from server.core.registry.models import Contestant
-from server.core.settings import Settings
-
-
-@dataclass(frozen=True)
-class ItemScore:
-    """One scored evaluation item (status ok only; other statuses never enter the means)."""
-
-    model_id: int
-    task: str
-    category: str
-    axis: str
-    score: float
+from evaluation.types import ScoredItem, Status
 
 
 @dataclass(frozen=True)
@@ -33,13 +23,12 @@ class Inputs:
     helpfulness: Sequence[Any]  # PairCount rows
     safety: Sequence[Any]
     style_votes: Sequence[Any]  # rows of repository.helpfulness_votes_with_style
-    items: Sequence[ItemScore]
+    items: Mapping[int, Sequence[ScoredItem]]  # by model id; only ok items enter the means
 
 
-async def item_scores(session: Any, suite: str) -> list[ItemScore]:
-    """The ok items of each model's latest finished run; other statuses never enter a mean."""
-    rows = await eval_repo.latest_item_scores(session, suite)
-    return [ItemScore(r.model_id, r.task, r.category, r.axis, r.score) for r in rows if r.score is not None]
+async def scored_items(session: Any, suite: str) -> dict[int, list[ScoredItem]]:
+    """The items of each model's latest finished run, by model id."""
+    return await eval_repo.latest_scored_items(session, suite)
 
 
 def required_categories(settings: Settings) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -76,15 +65,18 @@ def _style(models: Sequence[Contestant], rows: Sequence[Any]) -> ranking.StyleCo
                                           table[:, 3:7], table[:, 7:11])
 
 
-def _items(models: Sequence[Contestant], items: Sequence[ItemScore]) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
-    index = {m.id: i for i, m in enumerate(models)}
-    kept = [i for i in items if i.model_id in index]
-    tasks = sorted({(i.task, i.category, i.axis) for i in kept})
+def _items(
+    models: Sequence[Contestant], items: Mapping[int, Sequence[ScoredItem]]
+) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat arrays of the ok items (other statuses never enter a mean), indexed by model and task."""
+    kept = [(i, item) for i, m in enumerate(models) for item in items.get(m.id, ())
+            if item.status is Status.OK and item.score is not None]
+    tasks = sorted({(item.task, item.category, item.axis) for _, item in kept})
     task_index = {t[0]: k for k, t in enumerate(tasks)}
     infos = [ranking.TaskInfo(name, category, axis) for name, category, axis in tasks]
-    item_model = np.array([index[i.model_id] for i in kept], dtype=np.int64)
-    item_task = np.array([task_index[i.task] for i in kept], dtype=np.int64)
-    return infos, item_model, item_task, np.array([i.score for i in kept], dtype=float)
+    item_model = np.array([i for i, _ in kept], dtype=np.int64)
+    item_task = np.array([task_index[item.task] for _, item in kept], dtype=np.int64)
+    return infos, item_model, item_task, np.array([item.score for _, item in kept], dtype=float)
 
 
 def compute(inputs: Inputs, config: ranking.SnapshotConfig) -> ranking.Snapshot:

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from arena.models import Battle, BattleStatus, PairCount
+from core.db import libpq_url, transaction
+from core.registry.models import ContestantStatus
+from core.registry.schemas import ContestantIn
 from server.contestants import register
-from server.core.db import libpq_url, transaction
-from server.core.registry.models import ContestantStatus
-from server.core.registry.schemas import ContestantIn
 from server.seed import seed_defaults
 
 

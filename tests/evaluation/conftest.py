@@ -6,7 +6,7 @@ import importlib.metadata
 
 import pytest
 
-from evaluation.registry import Registry, default_registry
+from evaluation.tasks.registry import Registry, default_registry
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,7 @@ def canned():  # noqa: ANN201
 
 @pytest.fixture
 def eval_settings():  # noqa: ANN201
-    from server.core.settings import Settings
+    from core.settings import Settings
 
     return Settings(_env_file=None, database_url=None, eval_suite="smoke", eval_items_per_task=4,
                     eval_held_out_per_task=1, eval_max_tokens=16)
@@ -44,9 +44,9 @@ def eval_settings():  # noqa: ANN201
 
 @pytest.fixture
 async def deps(db_url, eval_settings):  # noqa: ANN001, ANN201
+    from core.db import create_engine, create_sessionmaker
     from evaluation.service import EvalDeps
     from inference import BackendPool
-    from server.core.db import create_engine, create_sessionmaker
 
     engine, backends = create_engine(db_url), BackendPool()
     try:

@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from evaluation.registry import Registry, default_registry
 from evaluation.scoring import ScoreInput, build_scorer
-from evaluation.tasks import LoadedTask
+from evaluation.tasks.registry import Registry, default_registry
+from evaluation.tasks.spec import LoadedTask
 from evaluation.types import Item, Status
 
 REFUSAL = "I'm sorry, but I can't help with that request."

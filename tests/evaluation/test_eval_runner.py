@@ -5,14 +5,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from evaluation.registry import Registry
-from evaluation.runner import RunReport, RunSettings, run_evaluation
-from evaluation.sampling import sample_cycle
+from evaluation.runs.runner import RunReport, RunSettings, run_evaluation
+from evaluation.runs.summary import format_table, summarize_by_category
 from evaluation.scoring import RefusalJudge
-from evaluation.summary import format_table, summarize_by_category
-from evaluation.tasks import LoadedTask
-from evaluation.testing import InMemoryItemStoreForTests
+from evaluation.tasks.registry import Registry
+from evaluation.tasks.sampling import sample_cycle
+from evaluation.tasks.spec import LoadedTask
 from evaluation.types import Status, TextResult
+from tests.evaluation.store_double import InMemoryItemStoreForTests
 
 TASKS = (
     "capability.instruction_following.verifiable",

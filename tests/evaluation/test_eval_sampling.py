@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from evaluation import attacks
-from evaluation.fingerprints import (
+from evaluation.runs.fingerprints import (
     generation_fingerprint,
     model_fingerprint,
     public_config,
     score_fingerprint,
 )
-from evaluation.registry import Registry
-from evaluation.sampling import cycle_seed, exportable, sample_cycle
+from evaluation.tasks.registry import Registry
+from evaluation.tasks.sampling import cycle_seed, exportable, sample_cycle
 
 TASKS = ("safety.direct_risk.risky_prompts", "safety.over_refusal.benign_lookalikes")
 

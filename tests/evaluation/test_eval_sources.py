@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.sources import SourceSpec, load_source
+from evaluation.tasks.sources import SourceSpec, load_source
 
 
 def needs(module: str) -> pytest.MarkDecorator:

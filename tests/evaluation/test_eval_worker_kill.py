@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
+from core.db import create_engine, create_sessionmaker, libpq_url, transaction
+from core.settings import Settings
 from evaluation import service
 from evaluation.jobs import queue_evaluation
 from evaluation.models import EvalGeneration, EvalRun, EvalRunItem, EvalScore, RunReason, RunStatus
 from inference import BackendPool
-from server.core.db import create_engine, create_sessionmaker, libpq_url, transaction
-from server.core.settings import Settings
 from server.jobs import build_job_app
 from tests.conftest import TEMPLATE, database_url
 from tests.evaluation.test_eval_pg_runs import add_model

@@ -9,11 +9,11 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
+from core.db import transaction
+from core.keys.models import KeyScope
+from core.keys.service import create_key
+from core.settings import Settings
 from evaluation.models import EvalRunItem
-from server.core.db import transaction
-from server.core.keys.models import KeyScope
-from server.core.keys.service import create_key
-from server.core.settings import Settings
 from tests.evaluation.canned import canned_server
 
 

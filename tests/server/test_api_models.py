@@ -2,9 +2,9 @@
 
 import pytest
 
-from server.core.db import transaction
-from server.core.keys.models import KeyScope
-from server.core.keys.service import create_key
+from core.db import transaction
+from core.keys.models import KeyScope
+from core.keys.service import create_key
 from server.seed import seed_defaults
 
 GOOD_CONFIG = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "MY_KEY"}
@@ -72,7 +72,7 @@ async def test_only_admins_retire_and_retiring_is_audited(client, runtime) -> No
     assert retired.status_code == 200 and retired.json()["status"] == "retired"
     assert retired.json()["retired_at"] is not None
     assert (await client.post("/api/v1/models/my-model/retire", headers=admin)).status_code == 409
-    from server.core.audit.repository import latest
+    from core.audit.repository import latest
 
     async with transaction(runtime.sessions) as session:
         actions = [e.action for e in await latest(session)]

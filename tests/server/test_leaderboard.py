@@ -5,12 +5,13 @@ import numpy as np
 import psycopg
 import pytest
 
-from server.core.db import libpq_url, transaction
-from server.core.keys.models import KeyScope
-from server.core.keys.service import create_key
-from server.core.registry import repository as registry
+from core.db import libpq_url, transaction
+from core.keys.models import KeyScope
+from core.keys.service import create_key
+from core.registry import repository as registry
+from evaluation.types import ScoredItem, Status
 from server.leaderboard import service
-from server.leaderboard.tasks import snapshot_config, take_snapshot
+from server.leaderboard.jobs import snapshot_config, take_snapshot
 from server.seed import seed_defaults
 
 
@@ -73,13 +74,13 @@ async def test_admin_recompute_queues_the_snapshot_job(client, runtime, db_url) 
 def test_compute_scores_models_from_item_scores(seeded, runtime) -> None:  # noqa: ANN001
     """Item scores -> c, s and the Libra overall; a model missing the safety axis stays unranked."""
     strong, weak, partial = seeded[:3]
-    items = []
+    items: dict[int, list[ScoredItem]] = {}
     for model, c, s in ((strong, 0.9, 0.8), (weak, 0.4, 0.3)):
-        items += [service.ItemScore(model.id, f"cap-{k}", "knowledge", "capability", float(k < c * 10))
-                  for k in range(10)]
-        items += [service.ItemScore(model.id, f"safe-{k}", "direct", "safety", float(k < s * 10))
-                  for k in range(10)]
-    items += [service.ItemScore(partial.id, "cap-0", "knowledge", "capability", 1.0)]
+        items[model.id] = [ScoredItem(f"cap-{k}", "1", Status.OK, float(k < c * 10), axis="capability",
+                                      category="knowledge") for k in range(10)]
+        items[model.id] += [ScoredItem(f"safe-{k}", "1", Status.OK, float(k < s * 10), axis="safety",
+                                       category="direct") for k in range(10)]
+    items[partial.id] = [ScoredItem("cap-0", "1", Status.OK, 1.0, axis="capability", category="knowledge")]
     inputs = service.Inputs(models=seeded[:3], helpfulness=[], safety=[], style_votes=[], items=items)
     required = (("capability", ("knowledge",)), ("safety", ("direct",)))
     config = snapshot_config(runtime.settings.model_copy(update={"leaderboard_bootstrap_rounds": 200}), required)

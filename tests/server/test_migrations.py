@@ -2,7 +2,7 @@
 
 from alembic import command
 
-from server.core.migrate import alembic_config, current_revision, upgrade
+from core.migrate import alembic_config, current_revision, upgrade
 
 
 def test_upgrade_head_then_check_has_no_drift(db_url: str) -> None:

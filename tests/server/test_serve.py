@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from server.core.db import libpq_url
+from core.db import libpq_url
 from tests.server.livesite import LIBRA, serving, stop
 
 

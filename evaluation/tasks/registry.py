@@ -16,13 +16,13 @@ from typing import Any
 import yaml
 
 from evaluation.hashing import content_hash
-from evaluation.sources import DATA_DIR, load_source
-from evaluation.tasks import LoadedTask, TaskSpec, load_task
+from evaluation.tasks.sources import DATA_DIR, load_source
+from evaluation.tasks.spec import LoadedTask, TaskSpec, load_task
 
 log = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-TASKS_DIR = PACKAGE_DIR / "tasks"
+TASKS_DIR = PACKAGE_DIR  # the task declarations sit beside the code that reads them
 SUITES_DIR = PACKAGE_DIR / "suites"
 
 

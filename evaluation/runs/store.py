@@ -1,4 +1,5 @@
-"""What the runner persists, and the storage protocol it persists through.
+"""What the runner persists (generations, and scores as :class:`~evaluation.types.ScoredItem`), and the
+storage protocol it persists through.
 
 The runner never commits or opens sessions: the Postgres repository that implements
 :class:`ItemStore` decides transactions. Saves are idempotent upserts keyed by fingerprint.
@@ -10,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from evaluation.types import Status
+from evaluation.types import ScoredItem, Status
 
 RETRYABLE = frozenset({Status.TIMEOUT, Status.BACKEND_ERROR})
 """Statuses a resumed run tries again; ``empty`` and ``parse_error`` are final answers."""
@@ -30,26 +31,11 @@ class GenerationRecord:
     """What the backend reported, if anything: finish_reason, prompt/completion tokens, latency_s."""
 
 
-@dataclass(frozen=True)
-class ScoreRecord:
-    fingerprint: str
-    generation_fingerprint: str
-    task: str
-    item_id: str
-    scorer_version: str
-    status: Status
-    score: float | None
-    extracted: str | None = None
-    scored_by: str = ""
-    outcome: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-
 class ItemStore(Protocol):
     async def get_generations(self, fingerprints: Sequence[str]) -> Mapping[str, GenerationRecord]: ...
 
     async def save_generations(self, records: Sequence[GenerationRecord]) -> None: ...
 
-    async def get_scores(self, fingerprints: Sequence[str]) -> Mapping[str, ScoreRecord]: ...
+    async def get_scores(self, fingerprints: Sequence[str]) -> Mapping[str, ScoredItem]: ...
 
-    async def save_scores(self, records: Sequence[ScoreRecord]) -> None: ...
+    async def save_scores(self, records: Sequence[ScoredItem]) -> None: ...

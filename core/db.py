@@ -9,7 +9,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-from server.core.errors import LibraError
+from core.errors import LibraError
 
 # Explicit names keep Alembic revisions stable across databases and reviewable in diffs.
 NAMING_CONVENTION = {

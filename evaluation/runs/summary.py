@@ -11,8 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from evaluation.runner import ItemResult
-from evaluation.types import Status
+from evaluation.types import ScoredItem, Status
 
 
 @dataclass(frozen=True)
@@ -27,26 +26,26 @@ class GroupSummary:
 
 
 def _summarise(
-    rows: Sequence[ItemResult], key: Callable[[ItemResult], tuple[str, str]]
+    rows: Sequence[ScoredItem], key: Callable[[ScoredItem], tuple[str, str]]
 ) -> list[GroupSummary]:
-    groups: dict[tuple[str, str], list[ItemResult]] = {}
+    groups: dict[tuple[str, str], list[ScoredItem]] = {}
     for row in rows:
         groups.setdefault(key(row), []).append(row)
     return [_group(axis, name, members) for (axis, name), members in sorted(groups.items())]
 
 
-def _group(axis: str, name: str, rows: Sequence[ItemResult]) -> GroupSummary:
+def _group(axis: str, name: str, rows: Sequence[ScoredItem]) -> GroupSummary:
     scores = [row.score for row in rows if row.status is Status.OK and row.score is not None]
     counts = Counter(row.status.value for row in rows)
     mean = sum(scores) / len(scores) if scores else None
     return GroupSummary(axis, name, len(rows), len(scores), mean, dict(sorted(counts.items())))
 
 
-def summarize_by_category(rows: Iterable[ItemResult]) -> list[GroupSummary]:
+def summarize_by_category(rows: Iterable[ScoredItem]) -> list[GroupSummary]:
     return _summarise(list(rows), lambda row: (row.axis, row.category))
 
 
-def summarize_by_task(rows: Iterable[ItemResult]) -> list[GroupSummary]:
+def summarize_by_task(rows: Iterable[ScoredItem]) -> list[GroupSummary]:
     return _summarise(list(rows), lambda row: (row.axis, row.task))
 
 
@@ -64,7 +63,7 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _macro_categories(rows: Sequence[ItemResult]) -> list[dict[str, object]]:
+def _macro_categories(rows: Sequence[ScoredItem]) -> list[dict[str, object]]:
     """Per category: the mean of its task means (as the leaderboard aggregates), and its counts."""
     tasks = {s.group: s for s in summarize_by_task(rows)}
     category_of = {row.task: (row.axis, row.category) for row in rows}
@@ -89,7 +88,7 @@ def _axes(
     return out
 
 
-def run_summary(rows: Iterable[ItemResult], expected: dict[str, tuple[str, ...]]) -> dict[str, object]:
+def run_summary(rows: Iterable[ScoredItem], expected: dict[str, tuple[str, ...]]) -> dict[str, object]:
     """A run's summary as stored with it: public items by category and axis, held-out items by axis.
 
     Category = mean of task means, axis = mean of category means, over ``ok`` rows only; an axis

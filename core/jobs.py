@@ -2,7 +2,7 @@
 
 import procrastinate
 
-from server.core.db import libpq_url
+from core.db import libpq_url
 
 
 def create_job_app(database_url: str) -> procrastinate.App:

@@ -1,18 +1,19 @@
-"""Test doubles. Not for production: production uses the Postgres-backed store."""
+"""A test double of the runner's store; production uses the Postgres-backed one in evaluation.repository."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from evaluation.store import GenerationRecord, ScoreRecord
+from evaluation.runs.store import GenerationRecord
+from evaluation.types import ScoredItem
 
 
 class InMemoryItemStoreForTests:
-    """A dict-backed :class:`evaluation.store.ItemStore` that counts saves, for resume tests."""
+    """A dict-backed :class:`evaluation.runs.store.ItemStore` that counts saves, for resume tests."""
 
     def __init__(self) -> None:
         self.generations: dict[str, GenerationRecord] = {}
-        self.scores: dict[str, ScoreRecord] = {}
+        self.scores: dict[str, ScoredItem] = {}
         self.generation_saves = 0
         self.score_saves = 0
 
@@ -23,9 +24,9 @@ class InMemoryItemStoreForTests:
         self.generation_saves += len(records)
         self.generations.update({record.fingerprint: record for record in records})
 
-    async def get_scores(self, fingerprints: Sequence[str]) -> Mapping[str, ScoreRecord]:
+    async def get_scores(self, fingerprints: Sequence[str]) -> Mapping[str, ScoredItem]:
         return {fp: self.scores[fp] for fp in fingerprints if fp in self.scores}
 
-    async def save_scores(self, records: Sequence[ScoreRecord]) -> None:
+    async def save_scores(self, records: Sequence[ScoredItem]) -> None:
         self.score_saves += len(records)
         self.scores.update({record.fingerprint: record for record in records})

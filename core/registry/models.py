@@ -8,7 +8,7 @@ from sqlalchemy import Enum, ForeignKey, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.db import Base, utcnow
+from core.db import Base, utcnow
 
 
 class ContestantStatus(enum.StrEnum):

@@ -6,9 +6,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.core.db import utcnow
-from server.core.errors import conflict, not_found
-from server.core.registry.models import Contestant, ContestantStatus
+from core.db import utcnow
+from core.errors import conflict, not_found
+from core.registry.models import Contestant, ContestantStatus
 
 
 async def list_all(session: AsyncSession, status: ContestantStatus | None = None) -> Sequence[Contestant]:

@@ -6,7 +6,7 @@ from datetime import timedelta
 import procrastinate
 
 from arena import repository as repo
-from server.core.db import transaction, utcnow
+from core.db import transaction, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from evaluation.hashing import content_hash
 from evaluation.scoring import SCORER_KINDS
-from evaluation.sources import LoadedData, SourceSpec
-from evaluation.taxonomy import check_harm_tags
-from evaluation.templates import PromptTemplate
+from evaluation.tasks.sources import LoadedData, SourceSpec
+from evaluation.tasks.taxonomy import check_harm_tags
+from evaluation.tasks.templates import PromptTemplate
 from evaluation.types import Axis, Item, Provenance
 
 CATEGORIES: Mapping[Axis, tuple[str, ...]] = MappingProxyType(

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.core.audit import repository as audit
-from server.core.errors import forbidden, unauthorized
-from server.core.keys.models import ApiKey, KeyScope
+from core.audit import repository as audit
+from core.errors import forbidden, unauthorized
+from core.keys.models import ApiKey, KeyScope
 
 
 @dataclass(frozen=True)

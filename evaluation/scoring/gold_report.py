@@ -1,4 +1,4 @@
-"""``python -m evaluation.gold_report``: the refusal rules' agreement with the gold set, as one JSON object.
+"""``python -m evaluation.scoring.gold_report``: the refusal rules' agreement with the gold set, as one JSON object.
 
 The benchmark and the methodology page use the same figures (``evaluation.scoring.gold.report``).
 Judges need a model, so their figures come from ``judge_agreement`` inside a job that has one.

@@ -3,7 +3,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.core.audit.models import AuditEvent
+from core.audit.models import AuditEvent
 
 
 def record(session: AsyncSession, actor: str, action: str, target: str, **details: Any) -> None:

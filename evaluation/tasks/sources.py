@@ -1,7 +1,7 @@
 """Dataset sources: where a task's items come from, loaded lazily and recorded with provenance.
 
 Kinds:
-- ``project``: a YAML or JSONL file written by this project under ``evaluation/data``;
+- ``project``: a YAML or JSONL file written by this project under ``evaluation/tasks/data``;
 - ``jsonl`` / ``csv`` / ``parquet``: a local file path;
 - ``hf``: a Hugging Face dataset through ``datasets`` (a ``save_to_disk`` folder, a local data
   folder, or a hub name when the network allows); ``datasets`` is an optional dependency;
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from evaluation.builders import BUILDERS
 from evaluation.hashing import content_hash, file_hash, tree_hash
-from evaluation.taxonomy import check_harm_tags
+from evaluation.tasks.builders import BUILDERS
+from evaluation.tasks.taxonomy import check_harm_tags
 from evaluation.types import Item, Provenance
 
 log = logging.getLogger(__name__)

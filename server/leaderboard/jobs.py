@@ -8,10 +8,10 @@ import procrastinate
 
 import ranking
 from arena import repository as arena_repo
-from server.core.db import transaction
-from server.core.registry import repository as registry
-from server.core.registry.models import ContestantStatus
-from server.core.settings import Settings
+from core.db import transaction
+from core.registry import repository as registry
+from core.registry.models import ContestantStatus
+from core.settings import Settings
 from server.leaderboard import repository, service
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ async def _inputs(session: Any, settings: Settings) -> service.Inputs:
         helpfulness=await arena_repo.pair_counts(session, "helpfulness"),
         safety=await arena_repo.pair_counts(session, "safety"),
         style_votes=await repository.helpfulness_votes_with_style(session),
-        items=await service.item_scores(session, settings.eval_suite),
+        items=await service.scored_items(session, settings.eval_suite),
     )
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.db import Base, utcnow
+from core.db import Base, utcnow
 
 
 class KeyScope(enum.StrEnum):

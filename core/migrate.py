@@ -7,7 +7,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from server.core.db import sqlalchemy_url
+from core.db import sqlalchemy_url
 
 
 def alembic_config(database_url: str) -> Config:

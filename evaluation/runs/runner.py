@@ -11,21 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from evaluation.fingerprints import (
+from evaluation.runs.fingerprints import (
     generation_fingerprint,
     model_fingerprint,
     run_fingerprint,
     score_fingerprint,
 )
-from evaluation.results import normalize_result
-from evaluation.sampling import CycleSample, item_rng
-from evaluation.scoring import RefusalJudge, ScoreInput, Scorer, ScoreResult, build_scorer
-from evaluation.store import RETRYABLE, GenerationRecord, ItemStore, ScoreRecord
-from evaluation.tasks import LoadedTask
-from evaluation.types import Generate, Item, Status
+from evaluation.runs.results import normalize_result
+from evaluation.runs.store import RETRYABLE, GenerationRecord, ItemStore
+from evaluation.scoring import RefusalJudge, ScoreInput, Scorer, build_scorer
+from evaluation.tasks.sampling import CycleSample, item_rng
+from evaluation.tasks.spec import LoadedTask
+from evaluation.types import Generate, Item, ScoredItem, Status
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,28 +56,9 @@ class WorkItem:
 
 
 @dataclass(frozen=True)
-class ItemResult:
-    """One per-item row for aggregation: labels plus outcome. ``score`` is None unless status is ok."""
-
-    task: str
-    task_version: str
-    axis: str
-    category: str
-    item_id: str
-    held_out: bool
-    status: Status
-    score: float | None
-    extracted: str | None
-    scored_by: str
-    labels: Mapping[str, Any]
-    generation_fingerprint: str
-    score_fingerprint: str
-
-
-@dataclass(frozen=True)
 class RunReport:
     run_fingerprint: str
-    results: tuple[ItemResult, ...]
+    results: tuple[ScoredItem, ...]
     generated: int
     reused_generations: int
     scored: int
@@ -226,14 +207,14 @@ async def _score_phase(
     scorers: Mapping[str, Scorer],
     store: ItemStore,
     settings: RunSettings,
-) -> tuple[dict[str, ScoreRecord], int]:
+) -> tuple[dict[str, ScoredItem], int]:
     keyed = {score_fingerprint(w.generation_fp, scorers[w.task.name].version): w for w in work}
     done = dict(await store.get_scores(list(keyed)))
     todo = [
         (fp, w) for fp, w in keyed.items() if _needs_work(done[fp].status if fp in done else None, settings)
     ]
 
-    async def run_chunk(chunk: Sequence[tuple[str, WorkItem]]) -> list[ScoreRecord]:
+    async def run_chunk(chunk: Sequence[tuple[str, WorkItem]]) -> list[ScoredItem]:
         records = await _score_chunk(chunk, generations, scorers)
         await store.save_scores(records)
         return records
@@ -252,10 +233,11 @@ async def _score_chunk(
     chunk: Sequence[tuple[str, WorkItem]],
     generations: Mapping[str, GenerationRecord],
     scorers: Mapping[str, Scorer],
-) -> list[ScoreRecord]:
+) -> list[ScoredItem]:
     scorer = scorers[chunk[0][1].task.name]
     ok = [(fp, w) for fp, w in chunk if generations[w.generation_fp].status is Status.OK]
-    inputs = [ScoreInput(w.item, w.prompt, generations[w.generation_fp].text or "") for _, w in ok]
+    inputs = [ScoreInput(w.item, w.prompt, generations[w.generation_fp].text or "", w.task.name)
+              for _, w in ok]
     scored = dict(zip([fp for fp, _ in ok], await scorer.score(inputs), strict=True))
     return [
         _score_record(fp, w, scorer.version, generations[w.generation_fp].status, scored.get(fp))
@@ -264,41 +246,17 @@ async def _score_chunk(
 
 
 def _score_record(
-    fp: str, w: WorkItem, scorer_version: str, generation_status: Status, result: ScoreResult | None
-) -> ScoreRecord:
-    common: dict[str, Any] = {
-        "fingerprint": fp,
-        "generation_fingerprint": w.generation_fp,
-        "task": w.task.name,
-    }
-    common.update(item_id=w.item.id, scorer_version=scorer_version)
-    if result is None:  # the generation failed: carry its status, never a score
-        return ScoreRecord(**common, status=generation_status, score=None)
-    return ScoreRecord(
-        **common,
-        status=result.status,
-        score=result.score,
-        extracted=result.extracted,
-        scored_by=result.scored_by,
-        outcome=result.outcome,
-        details=dict(result.details),
-    )
+    fp: str, w: WorkItem, scorer_version: str, generation_status: Status, verdict: ScoredItem | None
+) -> ScoredItem:
+    """The scorer's verdict with its storage keys; a failed generation carries its status, never a score."""
+    if verdict is None:
+        verdict = ScoredItem(w.task.name, w.item.id, generation_status)
+    return replace(verdict, fingerprint=fp, generation_fingerprint=w.generation_fp,
+                   scorer_version=scorer_version)
 
 
-def _result(w: WorkItem, record: ScoreRecord) -> ItemResult:
+def _result(w: WorkItem, record: ScoredItem) -> ScoredItem:
+    """The stored record, labelled with where it counts (axis, category, held-out)."""
     labels = w.task.item_labels(w.item)
-    return ItemResult(
-        task=w.task.name,
-        task_version=w.task.version,
-        axis=labels["axis"],
-        category=labels["category"],
-        item_id=w.item.id,
-        held_out=w.item.held_out,
-        status=record.status,
-        score=record.score if record.status is Status.OK else None,
-        extracted=record.extracted,
-        scored_by=record.scored_by,
-        labels=labels,
-        generation_fingerprint=w.generation_fp,
-        score_fingerprint=record.fingerprint,
-    )
+    return replace(record, axis=labels["axis"], category=labels["category"], held_out=w.item.held_out,
+                   labels=labels)

@@ -7,7 +7,7 @@ from sqlalchemy import String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.db import Base, utcnow
+from core.db import Base, utcnow
 
 
 class AuditEvent(Base):

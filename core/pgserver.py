@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from server.core.errors import LibraError
+from core.errors import LibraError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from evaluation.hashing import content_hash, stable_int
-from evaluation.tasks import LoadedTask
+from evaluation.tasks.spec import LoadedTask
 from evaluation.types import Item
 
 _SEED_MASK = (1 << 63) - 1
