@@ -3,7 +3,8 @@
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import transaction
@@ -28,13 +29,17 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def _bearer(authorization: str | None) -> str | None:
-    scheme, _, token = (authorization or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
+# Declared as an HTTP bearer scheme so that the OpenAPI document (and Swagger's Authorize button) knows
+# about keys; auto_error=False leaves a missing or malformed header to `authenticate`, our one 401.
+_bearer = HTTPBearer(
+    scheme_name="apiKey", bearerFormat="libra_<prefix>_<secret>", auto_error=False,
+    description="An API key: `Authorization: Bearer libra_...`",
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def get_key(session: SessionDep, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
-    return await authenticate(session, _bearer(authorization))
+async def get_key(session: SessionDep, bearer: BearerDep) -> ApiKey:
+    return await authenticate(session, bearer.credentials if bearer else None)
 
 
 async def submitter_key(key: Annotated[ApiKey, Depends(get_key)]) -> ApiKey:
