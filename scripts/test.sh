@@ -15,9 +15,20 @@ fi
 
 scripts/install.sh dev
 
-# Embedded Postgres servers of this run live under /tmp/libra-*; stop any a crash left behind.
-cleanup() { pkill -f 'postgres -D /tmp/libra-' 2>/dev/null || true; }
+# Every embedded Postgres of this run lives under one folder of its own (tests read LIBRA_TEST_ROOT).
+# At exit, stop exactly the servers whose data folders are in it, found by their postmaster.pid, never
+# by name: other runs on this machine keep theirs. A killed holder's watchdog has usually done it already.
+LIBRA_TEST_ROOT="$(mktemp -d /tmp/libra-run-XXXXXX)"
+export LIBRA_TEST_ROOT
+cleanup() {
+  local status=$?
+  .venv/bin/python -m core.pg_reaper --stop-under "$LIBRA_TEST_ROOT" || true
+  rm -rf "$LIBRA_TEST_ROOT" || true
+  exit "$status"
+}
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # pytest exits 5 when it collects nothing; `set -e` turns that into a failure, never a silent pass.
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

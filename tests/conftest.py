@@ -30,10 +30,18 @@ def database_url(server_url: str, name: str) -> str:
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
+def scratch_root() -> Path:
+    """Where tests put embedded Postgres homes: the run's own folder under scripts/test.sh, else /tmp.
+
+    scripts/test.sh stops exactly the servers under LIBRA_TEST_ROOT at exit, never another run's.
+    Outside /root on purpose: the embedded server opens read access on every parent folder.
+    """
+    return Path(os.environ.get("LIBRA_TEST_ROOT") or "/tmp")
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    # Outside /root on purpose: the embedded server opens read access on every parent folder.
-    with tempfile.TemporaryDirectory(prefix="libra-test-", dir="/tmp") as home:
+    with tempfile.TemporaryDirectory(prefix="libra-test-", dir=scratch_root()) as home:
         with embedded_postgres(Path(home)) as url:
             with psycopg.connect(libpq_url(url), autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")

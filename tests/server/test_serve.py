@@ -11,6 +11,7 @@ import httpx
 import psycopg
 
 from core.db import libpq_url
+from tests.conftest import scratch_root
 from tests.server.livesite import LIBRA, serving, stop
 
 
@@ -20,7 +21,7 @@ def _postgres_processes(folder: Path) -> list[str]:
 
 
 def test_serve_on_embedded_postgres_prints_url_and_ctrl_c_leaves_no_postgres() -> None:
-    home = Path("/tmp") / f"libra-serve-{uuid.uuid4().hex[:8]}"
+    home = scratch_root() / f"libra-serve-{uuid.uuid4().hex[:8]}"
     env = {"LIBRA_HOME": str(home), "LIBRA_DATABASE_URL": ""}
     with serving(env) as (base_url, process):
         assert _postgres_processes(home / "pg")
