@@ -87,3 +87,7 @@ class IncompleteGeneration(InferenceError):
 
     code = "incomplete_generation"
     retryable = True
+
+
+class GenerationCancelled(InferenceError):
+    """The caller stopped waiting (a worker shutting down); the work stopped at its next step."""

@@ -83,24 +83,25 @@ class LlamaCppBackend(BaseBackend):
 
         def run(valid: list[Conversation]) -> Awaitable[list[BatchItem]]:
             batch = [list(conversation) for conversation in valid]
-            return self._model.call(lambda llm: self._decode_batch(llm, batch, effective))
+            return self._model.call(lambda llm, cancel: self._decode_batch(llm, batch, effective, cancel))
 
         return await run_valid(conversations, run)
 
     def _decode_batch(
-        self, llm: Llama, batch: list[list[Message]], params: SamplingParams
+        self, llm: Llama, batch: list[list[Message]], params: SamplingParams, cancel: threading.Event
     ) -> list[BatchItem]:
         threads = self.config.n_threads
         if not self.config.correction_pass:
             return decode_many(
-                llm, [self._prompt(llm, c) for c in batch], params, threads, lstrip=self._lstrip
+                llm, [self._prompt(llm, c) for c in batch], params, threads, lstrip=self._lstrip, cancel=cancel
             )
-        drafts = decode_many(llm, [self._prompt(llm, c) for c in batch], params, threads)
+        drafts = decode_many(llm, [self._prompt(llm, c) for c in batch], params, threads, cancel=cancel)
         fixes = [
             prompts.correction_messages(c, d.text) if isinstance(d, GenerationResult) else None
             for c, d in zip(batch, drafts, strict=True)
         ]
-        rewritten = iter(decode_many(llm, [self._prompt(llm, f) for f in fixes if f], params, threads))
+        rewritten = iter(decode_many(llm, [self._prompt(llm, f) for f in fixes if f], params, threads,
+                                     cancel=cancel))
         return [_two_pass(d, next(rewritten)) if isinstance(d, GenerationResult) else d for d in drafts]
 
     def _effective(self, params: SamplingParams) -> SamplingParams:

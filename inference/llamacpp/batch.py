@@ -15,12 +15,13 @@ randomness it would get alone.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from inference.errors import ContextTooLong, InferenceError
+from inference.errors import ContextTooLong, GenerationCancelled, InferenceError
 from inference.llamacpp.decode import AnswerBuilder, check_fits, run_decode, seed_of, tokenize_prompt
 from inference.types import GenerationResult, SamplingParams
 
@@ -52,15 +53,18 @@ class _Sequence:
 
 
 def decode_many(
-    llm: Llama, prompts: Sequence[str], params: SamplingParams, n_threads: int, *, lstrip: bool = False
+    llm: Llama, prompts: Sequence[str], params: SamplingParams, n_threads: int, *, lstrip: bool = False,
+    cancel: threading.Event | None = None,
 ) -> list[GenerationResult | InferenceError]:
     """Answer every prompt; a prompt that does not fit gets ContextTooLong in its slot.
 
     Falls back to one prompt at a time if llama.cpp refuses the batched
     context (e.g. it cannot allocate the KV cache for the whole group).
+    `cancel`, once set, stops the work at the next decode step with `GenerationCancelled`.
     """
+    cancel = cancel or threading.Event()
     try:
-        return _decode_batched(llm, prompts, params, n_threads, lstrip)
+        return _decode_batched(llm, prompts, params, n_threads, lstrip, cancel)
     except (
         RuntimeError,
         ValueError,
@@ -70,17 +74,19 @@ def decode_many(
         logger.warning(
             "inference.llamacpp.batch.fallback", extra={"error": repr(error), "items": len(prompts)}
         )
-        return [_decode_alone(llm, prompt, params, lstrip) for prompt in prompts]
+        return [_decode_alone(llm, prompt, params, lstrip, cancel) for prompt in prompts]
 
 
 def _decode_alone(
-    llm: Llama, prompt: str, params: SamplingParams, lstrip: bool
+    llm: Llama, prompt: str, params: SamplingParams, lstrip: bool, cancel: threading.Event
 ) -> GenerationResult | InferenceError:
     started = time.perf_counter()
     try:
-        decoded = run_decode(llm, prompt, params, lstrip=lstrip)
+        decoded = run_decode(llm, prompt, params, cancel=cancel, lstrip=lstrip)
     except ContextTooLong as error:
         return error
+    if cancel.is_set():
+        raise GenerationCancelled("the caller stopped waiting for this batch")
     end = decoded.end
     return GenerationResult(
         decoded.text,
@@ -94,7 +100,8 @@ def _decode_alone(
 
 
 def _decode_batched(
-    llm: Llama, prompts: Sequence[str], params: SamplingParams, n_threads: int, lstrip: bool
+    llm: Llama, prompts: Sequence[str], params: SamplingParams, n_threads: int, lstrip: bool,
+    cancel: threading.Event,
 ) -> list[GenerationResult | InferenceError]:
     out: list[GenerationResult | InferenceError | None] = [None] * len(prompts)
     ready: list[tuple[int, list[int], int]] = []
@@ -108,13 +115,14 @@ def _decode_batched(
         ready.append((index, tokens, budget))
     for start in range(0, len(ready), GROUP_SIZE):
         group = ready[start : start + GROUP_SIZE]
-        for index, result in _decode_group(llm, group, params, n_threads, lstrip):
+        for index, result in _decode_group(llm, group, params, n_threads, lstrip, cancel):
             out[index] = result
     return [item for item in out if item is not None]
 
 
 def _decode_group(
-    llm: Llama, group: list[tuple[int, list[int], int]], params: SamplingParams, n_threads: int, lstrip: bool
+    llm: Llama, group: list[tuple[int, list[int], int]], params: SamplingParams, n_threads: int, lstrip: bool,
+    cancel: threading.Event,
 ) -> list[tuple[int, GenerationResult]]:
     from llama_cpp._internals import LlamaBatch
 
@@ -129,6 +137,8 @@ def _decode_group(
     try:
         _prefill(ctx, batch, sequences, started)
         while any(not s.done for s in sequences):
+            if cancel.is_set():
+                raise GenerationCancelled("the caller stopped waiting for this batch")
             _step(ctx, batch, [s for s in sequences if not s.done], started)
     finally:
         batch.close()

@@ -10,6 +10,8 @@ wait in the executor's queue, not in borrowed pool threads.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import logging
 import threading
 import time
@@ -27,6 +29,26 @@ if TYPE_CHECKING:
     from llama_cpp import Llama
 
 logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def _route_native_logs() -> object:
+    """Sends llama.cpp's own log lines to this logger at DEBUG, process-wide, once.
+
+    Even with ``verbose=False`` llama-cpp-python prints llama.cpp's error-level lines to stderr, and
+    loading Gemma 3 says ``llama_kv_cache_iswa: using full-size SWA cache`` there at every context.
+    Cached: ctypes must keep the callback alive for as long as llama.cpp may call it.
+    """
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("inference.llamacpp.native", extra={"text": text.decode("utf-8", "replace").rstrip()})
+
+    llama_cpp.llama_log_set(forward, ctypes.c_void_p(0))
+    return forward
+
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -51,10 +73,20 @@ class LoadedModel:
         self._lock = threading.Lock()
         self._llm: Llama | None = None
 
-    async def call(self, fn: Callable[[Llama], R]) -> R:
-        """Run `fn(llm)` on the model's thread and await its result."""
+    async def call(self, fn: Callable[[Llama, threading.Event], R]) -> R:
+        """Run `fn(llm, cancel)` on the model's thread and await its result.
+
+        If the awaiting task is cancelled (a worker stopping), `cancel` is set so that `fn` stops at
+        its next decode step: a thread cannot be killed, and one left decoding would hold the
+        process's exit for minutes.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._with_model, fn)
+        cancel = threading.Event()
+        try:
+            return await loop.run_in_executor(self._executor, self._with_model, lambda llm: fn(llm, cancel))
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
 
     def stream(self, fn: Callable[[Llama, Emit[T], threading.Event], None]) -> AsyncGenerator[T, None]:
         """Run `fn(llm, emit, cancel)` on the model's thread, yielding what it emits."""
@@ -86,6 +118,7 @@ class LoadedModel:
             raise BackendUnavailable(
                 "llama-cpp-python is not installed; install it with: pip install llama-cpp-python"
             ) from error
+        _route_native_logs()
         started = time.perf_counter()
         try:
             llm = Llama(
