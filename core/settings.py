@@ -40,8 +40,18 @@ class Settings(BaseSettings):
         default=60.0, gt=10, description="A run job whose worker sent no heartbeat this long is retried."
     )
     eval_recover_cron: str = Field(default="* * * * *", description="Cron of the stalled-run recovery job.")
-    worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once.")
+    worker_concurrency: int = Field(default=1, ge=1, description="Evaluations one worker runs at once.")
+    stop_timeout_s: float = Field(
+        default=10.0, ge=1, le=600, description="Ctrl-C/SIGTERM: seconds before running jobs are cut off."
+    )
     seed_defaults: bool = Field(default=True, description="Register the embedded default contestants at start.")
+    first_run_evaluations: bool = Field(
+        default=True, description="First start with no evaluation run yet: queue a preview, then a full run, "
+                                  "of each default contestant.",
+    )
+    first_run_items_per_task: int = Field(
+        default=2, ge=1, le=100, description="Public items per task of the first start's preview runs.",
+    )
     leaderboard_cron: str = Field(default="*/10 * * * *", description="Cron of the leaderboard snapshot job.")
     leaderboard_bootstrap_rounds: int = Field(default=1000, ge=50, le=20000, description="Bootstrap rounds.")
     leaderboard_seed: int = Field(default=0, ge=0, description="Seed of the snapshot's random generator.")

@@ -5,7 +5,9 @@ declarations of the suites, so the jobs live here.)
 
 - ``evaluation:run(run_id)``: executes one run. Deferred on queue ``cpu`` or ``gpu`` by backend
   kind, with a ``lock`` and a ``queueing_lock`` per (model, suite): the same pair never runs twice
-  at once and is never queued twice.
+  at once and is never queued twice at one priority. A request for a pair with a queued or running
+  run returns that run instead (``request_evaluation``); only the first start's full runs are
+  deferred behind their previews, at a lower priority (``server/first_run.py``).
 - ``evaluation:reevaluate(timestamp)``: periodic (``LIBRA_EVAL_CRON``), queues every model again.
 - ``evaluation:recover_stalled(timestamp)``: periodic (``LIBRA_EVAL_RECOVER_CRON``). A worker
   killed mid-run leaves its job "doing" forever; once that worker has sent no heartbeat for
@@ -18,9 +20,11 @@ registered in the job app (it is deferred with one argument, ``timestamp``, like
 
 import logging
 import time
+from dataclasses import dataclass
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.jobs import Status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import transaction
@@ -29,7 +33,7 @@ from core.registry.models import Contestant, ContestantStatus
 from core.settings import Settings
 from evaluation import repository as repo
 from evaluation import service
-from evaluation.models import EvalRun, RunReason
+from evaluation.models import EvalRun, RunReason, RunStatus
 from evaluation.runs.generation import queue_for
 
 log = logging.getLogger(__name__)
@@ -43,42 +47,69 @@ def pair_lock(model_id: int, suite: str) -> str:
     return f"evaluation:{model_id}:{suite}"
 
 
+@dataclass(frozen=True)
+class Requested:
+    run: EvalRun
+    already_active: bool  # the pair's queued or running run, returned instead of a second one
+
+
 async def queue_evaluation(
     sessions: async_sessionmaker[AsyncSession], app: procrastinate.App, settings: Settings,
-    slug: str, suite: str | None, reason: RunReason, actor: str,
+    slug: str, suite: str | None, reason: RunReason, actor: str, *, items_per_task: int | None = None,
 ) -> EvalRun:
-    """Queue a run of (model, suite), or return the one already waiting for it."""
+    """Queue a run of (model, suite), or return the one already queued or running for it."""
+    requested = await request_evaluation(sessions, app, settings, slug, suite, reason, actor,
+                                         items_per_task=items_per_task)
+    return requested.run
+
+
+async def request_evaluation(
+    sessions: async_sessionmaker[AsyncSession], app: procrastinate.App, settings: Settings,
+    slug: str, suite: str | None, reason: RunReason, actor: str, *, items_per_task: int | None = None,
+) -> Requested:
+    """Like :func:`queue_evaluation`, and says whether the run was already active. ``items_per_task``
+    asks for that many public items and no held-out ones (a preview when fewer than configured). An
+    active run of the pair is returned whatever its scope: a pair never runs twice."""
     suite = suite or settings.eval_suite
+    per_task, held_out = ((items_per_task, 0) if items_per_task
+                          else (settings.eval_items_per_task, settings.eval_held_out_per_task))
+    scope = service.scope_for(settings, per_task, held_out)
     async with transaction(sessions) as session:
         model = await registry.get_by_slug(session, slug)
-        waiting = await service.queued_run(session, model, suite)
-        if waiting is not None:
-            return waiting
-        run = await service.create_run(session, model, suite, reason, actor, settings.eval_items_per_task,
-                                       settings.eval_held_out_per_task)
+        active = await service.active_run(session, model, suite, scope, settings)
+        if active is not None:
+            return Requested(active, already_active=True)
+        run = await service.create_run(session, model, suite, reason, actor, per_task, held_out, scope)
     # Deferred after the commit, so the worker always finds the run row.
-    return await _defer(sessions, app, run, model)
+    kept = await defer_run(sessions, app, run, model)
+    return Requested(kept, already_active=kept.id != run.id)
 
 
-async def _defer(
-    sessions: async_sessionmaker[AsyncSession], app: procrastinate.App, run: EvalRun, model: Contestant
+async def defer_run(
+    sessions: async_sessionmaker[AsyncSession], app: procrastinate.App, run: EvalRun, model: Contestant,
+    *, priority: int = 0,
 ) -> EvalRun:
+    """Defer the job of a committed, queued run. Every job of a pair shares its ``lock`` (never two at
+    once); each priority has its own queueing lock, so a run deferred at a lower priority (the first
+    start's full runs) can wait behind the pair's preview. Higher priorities are fetched first."""
     lock = pair_lock(model.id, run.suite)
+    queueing_lock = lock if priority == 0 else f"{lock}:priority:{priority}"
     try:
         job_id = await app.tasks[RUN_TASK].configure(
-            queue=queue_for(model.backend_kind), lock=lock, queueing_lock=lock
+            queue=queue_for(model.backend_kind), lock=lock, queueing_lock=queueing_lock, priority=priority
         ).defer_async(run_id=run.id)
     except AlreadyEnqueued:  # a concurrent request queued the pair a moment ago: keep that one
         async with transaction(sessions) as session:
             await repo.delete_run(session, run.id)
-            waiting = await service.queued_run(session, model, run.suite)
+            waiting = await repo.latest_run(session, model.id, run.suite, [RunStatus.queued])
         if waiting is None:
             raise
         return waiting
     async with transaction(sessions) as session:
         run = await repo.get_run(session, run.id, lock=True)
         run.job_id = job_id
-    log.info("evaluation.run.queued", extra={"run": run.id, "model": model.slug, "job": job_id})
+    log.info("evaluation.run.queued", extra={"run": run.id, "model": model.slug, "job": job_id,
+                                             "scope": run.scope.value, "priority": priority})
     return run
 
 
@@ -97,13 +128,50 @@ async def queue_leaderboard_recompute(app: procrastinate.App) -> bool:
 
 def _deps(context: procrastinate.JobContext) -> service.EvalDeps:
     extra = context.additional_context
-    return service.EvalDeps(extra["sessions"], extra["settings"], extra["backends"])
+    return service.EvalDeps(extra["sessions"], extra["settings"], extra["backends"], extra.get("cleanups"))
 
 
 async def run(context: procrastinate.JobContext, run_id: int) -> str:
-    done = await service.execute_run(_deps(context), run_id)
+    deps = _deps(context)
+
+    async def on_stop(stopped: EvalRun, model: Contestant) -> None:  # the next start resumes the run
+        await _requeue(context, deps, stopped, model)
+
+    done = await service.execute_run(deps, run_id, on_stop=on_stop)
     await queue_leaderboard_recompute(context.app)
     return done.status.value
+
+
+async def _requeue(
+    context: procrastinate.JobContext, deps: service.EvalDeps, run: EvalRun, model: Contestant
+) -> None:
+    """Defer the next attempt of an interrupted run, and leave a note for the terminal."""
+    try:
+        async with transaction(deps.sessions) as session:
+            progress = await repo.run_progress(session, run.id)
+        await _defer_again(deps.sessions, context.app, run, model)
+        note = (f"evaluation of {model.slug} saved at {progress.generated}/{progress.total} items, "
+                "resumes at next start")
+    except Exception as exc:  # noqa: BLE001 - the database may be gone; recovery defers the run later
+        note = f"evaluation of {model.slug} interrupted ({type(exc).__name__}); recovery resumes it later"
+    log.warning("evaluation.run.interrupted", extra={"run": run.id, "note": note})
+    notes = context.additional_context.get("stop_notes")
+    if isinstance(notes, list):
+        notes.append(note)
+
+
+async def _defer_again(
+    sessions: async_sessionmaker[AsyncSession], app: procrastinate.App, run: EvalRun, model: Contestant
+) -> None:
+    lock = pair_lock(model.id, run.suite)
+    try:
+        job_id = await app.tasks[RUN_TASK].configure(
+            queue=queue_for(model.backend_kind), lock=lock, queueing_lock=lock
+        ).defer_async(run_id=run.id)
+    except AlreadyEnqueued:  # a waiting job of this pair resumes it anyway
+        return
+    async with transaction(sessions) as session:
+        (await repo.get_run(session, run.id, lock=True)).job_id = job_id
 
 
 async def reevaluate(context: procrastinate.JobContext, timestamp: int) -> int:
@@ -127,9 +195,18 @@ async def recover_stalled(context: procrastinate.JobContext, timestamp: int) -> 
         task_name=RUN_TASK, seconds_since_heartbeat=settings.eval_stalled_after_s
     ))
     for job in stalled:
-        await manager.retry_job(job)
+        try:
+            await manager.retry_job(job)
+        except Exception:  # noqa: BLE001 - a newer job of the same run already waits: this one is done
+            await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
         log.warning("evaluation.run.requeued_stalled", extra={"job": job.id, "scheduled_at": timestamp})
-    return len(stalled)
+    sessions = context.additional_context["sessions"]
+    async with transaction(sessions) as session:
+        orphans = await repo.runs_without_live_job(session)
+    for orphan, model in orphans:  # a stop whose requeue failed (database gone), or a lost job
+        await _defer_again(sessions, context.app, orphan, model)
+        log.warning("evaluation.run.requeued_orphan", extra={"run": orphan.id, "scheduled_at": timestamp})
+    return len(stalled) + len(orphans)
 
 
 def build_blueprint() -> procrastinate.Blueprint:

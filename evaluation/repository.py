@@ -11,19 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import transaction, utcnow
 from core.errors import not_found
 from core.registry.models import Contestant, ContestantStatus
-from evaluation.models import EvalGeneration, EvalRun, EvalRunItem, EvalScore, RunStatus
+from evaluation.models import EvalGeneration, EvalRun, EvalRunItem, EvalScore, RunScope, RunStatus
 from evaluation.runs.store import RETRYABLE, GenerationRecord
 from evaluation.types import ScoredItem, Status
 
 _CHUNK = 4000  # fingerprints per IN list / rows per INSERT, well under Postgres' bind-parameter limit
 ACTIVE = (RunStatus.queued, RunStatus.running)
+_FIRST_RUN_LOCK = 0x4C49_4252_4131  # an arbitrary advisory-lock key of this project ("LIBRA1")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,69 @@ async def latest_run(
     if statuses:
         query = query.where(EvalRun.status.in_(statuses))
     return await session.scalar(query.order_by(EvalRun.id.desc()).limit(1))
+
+
+def _live(quiet_since: datetime) -> Any:
+    """Queued, or running with a job (a stalled job is recovered) or a recent saved batch; a run left
+    'running' by a killed ``libra eval`` is not live, so it never blocks a new request."""
+    beat = func.coalesce(EvalRun.heartbeat_at, EvalRun.started_at)
+    running = (EvalRun.status == RunStatus.running) & (EvalRun.job_id.is_not(None) | (beat >= quiet_since))
+    return (EvalRun.status == RunStatus.queued) | running
+
+
+async def active_run(
+    session: AsyncSession, model_id: int, suite: str, scope: RunScope, quiet_since: datetime
+) -> EvalRun | None:
+    """The pair's live run, one of the asked scope first, then a running one, then the newest."""
+    query = (
+        select(EvalRun)
+        .where(EvalRun.model_id == model_id, EvalRun.suite == suite, _live(quiet_since))
+        .order_by((EvalRun.scope == scope).desc(), (EvalRun.status == RunStatus.running).desc(),
+                  EvalRun.id.desc())
+    )
+    return await session.scalar(query.limit(1))
+
+
+async def live_runs(session: AsyncSession, suite: str, quiet_since: datetime) -> list[EvalRun]:
+    query = select(EvalRun).where(EvalRun.suite == suite, _live(quiet_since)).order_by(EvalRun.id)
+    return list(await session.scalars(query))
+
+
+async def runs_ended_since(
+    session: AsyncSession, suite: str, scope: RunScope, since: datetime
+) -> list[EvalRun]:
+    query = select(EvalRun).where(
+        EvalRun.suite == suite, EvalRun.scope == scope, EvalRun.finished_at >= since,
+        EvalRun.status.in_((RunStatus.finished, RunStatus.failed)),
+    )
+    return list(await session.scalars(query.order_by(EvalRun.id)))
+
+
+async def latest_runs(session: AsyncSession, suite: str) -> dict[int, EvalRun]:
+    """Each model's newest run of ``suite``, by model id."""
+    newest = select(func.max(EvalRun.id)).where(EvalRun.suite == suite).group_by(EvalRun.model_id)
+    rows = await session.scalars(select(EvalRun).where(EvalRun.id.in_(newest)))
+    return {run.model_id: run for run in rows}
+
+
+async def latest_failure(session: AsyncSession, model_id: int, suite: str) -> EvalRun | None:
+    """The pair's most recent failed run, leaving out runs closed only because a new run superseded them."""
+    query = (
+        select(EvalRun)
+        .where(EvalRun.model_id == model_id, EvalRun.suite == suite, EvalRun.status == RunStatus.failed,
+               EvalRun.superseded_by.is_(None))
+        .order_by(EvalRun.finished_at.desc().nulls_last(), EvalRun.id.desc())
+    )
+    return await session.scalar(query.limit(1))
+
+
+async def any_run(session: AsyncSession) -> bool:
+    return await session.scalar(select(EvalRun.id).limit(1)) is not None
+
+
+async def lock_first_run(session: AsyncSession) -> None:
+    """Held until the transaction ends: two processes starting at once queue the first runs once."""
+    await session.execute(select(func.pg_advisory_xact_lock(_FIRST_RUN_LOCK)))
 
 
 async def delete_run(session: AsyncSession, run_id: int) -> None:
@@ -122,20 +186,40 @@ async def activate_if_pending(session: AsyncSession, model_id: int) -> bool:
     return bool(result.rowcount)
 
 
+def _leaderboard_runs(suite: str, model_id: int | None = None) -> Any:
+    """Per model, the run the leaderboard reads: the latest finished *full* run, or, for a model that
+    has none, its latest finished preview. So a later ``--limit`` run never replaces full results."""
+    preferred = func.row_number().over(
+        partition_by=EvalRun.model_id,
+        order_by=((EvalRun.scope == RunScope.full).desc(), EvalRun.finished_at.desc(), EvalRun.id.desc()),
+    )
+    ranked = select(EvalRun.id, EvalRun.model_id, preferred.label("rank")).where(
+        EvalRun.status == RunStatus.finished, EvalRun.suite == suite
+    )
+    if model_id is not None:
+        ranked = ranked.where(EvalRun.model_id == model_id)
+    ranked = ranked.subquery()
+    return select(ranked.c.id, ranked.c.model_id).where(ranked.c.rank == 1).subquery()
+
+
+async def leaderboard_runs(session: AsyncSession, suite: str = "default") -> dict[int, EvalRun]:
+    """The run :func:`latest_scored_items` reads for each model, by model id (its scope and size)."""
+    chosen = _leaderboard_runs(suite)
+    rows = await session.scalars(select(EvalRun).join(chosen, chosen.c.id == EvalRun.id))
+    return {run.model_id: run for run in rows}
+
+
+async def leaderboard_run(session: AsyncSession, model_id: int, suite: str) -> EvalRun | None:
+    chosen = _leaderboard_runs(suite, model_id)
+    return await session.scalar(select(EvalRun).join(chosen, chosen.c.id == EvalRun.id))
+
+
 async def latest_scored_items(session: AsyncSession, suite: str = "default") -> dict[int, list[ScoredItem]]:
-    """Every item of each model's latest finished run of ``suite``, by model id: what the leaderboard reads.
+    """Every item of the run each model is ranked on (:func:`leaderboard_runs`), by model id.
 
     Items with ``held_out`` set must never be served or exported; they may enter aggregates.
     """
-    newest_first = func.row_number().over(
-        partition_by=EvalRun.model_id, order_by=(EvalRun.finished_at.desc(), EvalRun.id.desc())
-    )
-    ranked = (
-        select(EvalRun.id, EvalRun.model_id, newest_first.label("rank"))
-        .where(EvalRun.status == RunStatus.finished, EvalRun.suite == suite)
-        .subquery()
-    )
-    latest = select(ranked.c.id, ranked.c.model_id).where(ranked.c.rank == 1).subquery()
+    latest = _leaderboard_runs(suite)
     item = EvalRunItem
     query = (
         select(latest.c.model_id, item.task, item.item_id, item.category, item.axis, item.held_out,
@@ -258,3 +342,15 @@ def _score_record(row: EvalScore) -> ScoredItem:
         outcome=row.outcome, details=row.details, fingerprint=row.fingerprint,
         generation_fingerprint=row.generation_fingerprint, scorer_version=row.scorer_version,
     )
+
+
+async def runs_without_live_job(session: AsyncSession) -> list[tuple[EvalRun, Contestant]]:
+    """Queued or running runs whose job is neither waiting nor running: a stop or a crash lost it."""
+    live = (select(literal_column("1")).select_from(text("procrastinate_jobs AS j"))
+            .where(text("j.id = eval_runs.job_id AND j.status IN ('todo', 'doing')")))
+    query = (
+        select(EvalRun, Contestant)
+        .join(Contestant, Contestant.id == EvalRun.model_id)
+        .where(EvalRun.status.in_(ACTIVE), EvalRun.job_id.is_not(None), ~live.exists())
+    )
+    return [(run, model) for run, model in (await session.execute(query)).all()]

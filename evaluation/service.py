@@ -7,9 +7,10 @@ killed worker loses at most one batch, and whoever executes the run again (the r
 """
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -23,7 +24,7 @@ from core.registry import repository as registry
 from core.registry.models import Contestant, ContestantStatus
 from core.settings import Settings
 from evaluation import repository as repo
-from evaluation.models import EvalRun, RunReason, RunStatus
+from evaluation.models import EvalRun, RunReason, RunScope, RunStatus
 from evaluation.runs.fingerprints import model_fingerprint, score_fingerprint
 from evaluation.runs.generation import backend_generate, batching_for
 from evaluation.runs.runner import (
@@ -36,7 +37,18 @@ from evaluation.runs.runner import (
 )
 from evaluation.runs.store import RETRYABLE
 from evaluation.runs.summary import run_summary
-from evaluation.schemas import EvaluationOut, ProgressOut, RefusalAgreementOut, ResultsOut, RunOut
+from evaluation.schemas import (
+    EvaluationOut,
+    FailureOut,
+    ModelProgressOut,
+    Phase,
+    ProgressOut,
+    ProgressSummaryOut,
+    RefusalAgreementOut,
+    ResultsOut,
+    RunOut,
+    WaveOut,
+)
 from evaluation.scoring import RULES_VERSION, RefusalJudge, build_scorer, gold
 from evaluation.tasks.registry import Suite, default_registry
 from evaluation.tasks.sampling import CycleSample, sample_cycle
@@ -57,6 +69,12 @@ class EvalDeps:
     sessions: async_sessionmaker[AsyncSession]
     settings: Settings
     backends: Backends
+    cleanups: set[asyncio.Future[None]] | None = None
+    """Clean-ups of interrupted runs still in flight; a stopping worker waits for them."""
+
+
+OnStop = Callable[[EvalRun, Contestant], Awaitable[None]]
+"""What a job does with its run when its worker stops mid-run: defer the next attempt."""
 
 
 class ProgressListener(Protocol):
@@ -93,9 +111,15 @@ def check_suite(name: str) -> None:
 # --- creating runs --------------------------------------------------------------------------------
 
 
+def scope_for(settings: Settings, per_task: int, held_out_per_task: int) -> RunScope:
+    """Fewer items than the configured cycle is a preview: ranked only until a full run finishes."""
+    full = per_task >= settings.eval_items_per_task and held_out_per_task >= settings.eval_held_out_per_task
+    return RunScope.full if full else RunScope.preview
+
+
 async def create_run(
     session: AsyncSession, model: Contestant, suite: str, reason: RunReason, actor: str,
-    per_task: int, held_out_per_task: int,
+    per_task: int, held_out_per_task: int, scope: RunScope = RunScope.full,
 ) -> EvalRun:
     check_suite(suite)
     if model.status == ContestantStatus.retired:
@@ -103,21 +127,37 @@ async def create_run(
     run = await repo.add_run(
         session, model_id=model.id, suite=suite, status=RunStatus.queued, reason=reason, requested_by=actor,
         cycle_id=cycle_id_at(utcnow()), items_per_task=per_task, held_out_per_task=held_out_per_task,
+        scope=scope,
     )
     audit.record(session, actor, "evaluation.requested", f"model:{model.slug}", suite=suite, run=run.id,
-                 reason=reason.value)
+                 reason=reason.value, scope=scope.value)
     return run
 
 
-async def queued_run(session: AsyncSession, model: Contestant, suite: str) -> EvalRun | None:
-    return await repo.latest_run(session, model.id, suite, [RunStatus.queued])
+def quiet_since(settings: Settings) -> datetime:
+    """A running run with no saved batch since then has lost its process (as ``_claim`` judges it)."""
+    return utcnow() - timedelta(seconds=settings.eval_batch_timeout_s + settings.eval_stalled_after_s)
+
+
+async def active_run(
+    session: AsyncSession, model: Contestant, suite: str, scope: RunScope, settings: Settings
+) -> EvalRun | None:
+    """The pair's queued or running run, if any: a new request returns it instead of starting another."""
+    return await repo.active_run(session, model.id, suite, scope, quiet_since(settings))
 
 
 # --- executing runs -------------------------------------------------------------------------------
 
 
-async def execute_run(deps: EvalDeps, run_id: int, listener: ProgressListener | None = None) -> EvalRun:
-    """Run (or resume) one evaluation to its end; returns the run as finished or failed."""
+async def execute_run(
+    deps: EvalDeps, run_id: int, listener: ProgressListener | None = None, *, on_stop: OnStop | None = None
+) -> EvalRun:
+    """Run (or resume) one evaluation to its end; returns the run as finished or failed.
+
+    Cancelled (a worker stopping), the run keeps its finished batches. With ``on_stop`` (a job's) it
+    becomes ``queued`` again and ``on_stop(run, model)`` defers its next attempt; without it (``libra
+    eval``) it is ``failed`` with the reason.
+    """
     claimed = await _claim(deps, run_id)
     if claimed is None:
         async with transaction(deps.sessions) as session:
@@ -137,8 +177,7 @@ async def execute_run(deps: EvalDeps, run_id: int, listener: ProgressListener | 
     except LibraError as exc:  # an expected failure (bad config, retired model): the reason is shown
         return await _fail(deps, run.id, exc.message)
     except asyncio.CancelledError:
-        await asyncio.shield(_fail(deps, run.id, "interrupted: the worker stopped; re-evaluate to resume "
-                                                 "(finished items are kept)"))
+        await finish_despite_cancel(_interrupted(deps, run.id, on_stop), deps.cleanups)
         raise
     except Exception as exc:
         await _fail(deps, run.id, f"{type(exc).__name__}: {exc}")
@@ -243,7 +282,7 @@ async def _supersede(session: AsyncSession, old: EvalRun) -> EvalRun:
         session, model_id=old.model_id, suite=old.suite, status=RunStatus.running,
         reason=RunReason.superseded, requested_by=old.requested_by, cycle_id=old.cycle_id,
         items_per_task=old.items_per_task, held_out_per_task=old.held_out_per_task, job_id=old.job_id,
-        started_at=utcnow(), heartbeat_at=utcnow(),
+        scope=old.scope, started_at=utcnow(), heartbeat_at=utcnow(),
     )
     old.status, old.finished_at, old.superseded_by = RunStatus.failed, utcnow(), new.id
     old.error = f"superseded by run {new.id}: its inputs changed (fingerprint) before it finished"
@@ -276,6 +315,39 @@ def _mark_failed(run: EvalRun, message: str) -> EvalRun:
     return run
 
 
+async def finish_despite_cancel(
+    cleanup: Coroutine[Any, Any, None], tracked: set[asyncio.Future[None]] | None = None
+) -> None:
+    """Run a short clean-up to its end inside a task that is being cancelled.
+
+    A stopping worker may cancel a job's task more than once (the HTTP client's cancel scopes deliver
+    cancellation again), and procrastinate may then stop waiting for the job: the clean-up runs as
+    its own task, kept in ``tracked`` (the runtime's), which the worker awaits before it closes.
+    """
+    task = asyncio.ensure_future(cleanup)
+    if tracked is not None:
+        tracked.add(task)
+        task.add_done_callback(tracked.discard)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    task.result()
+
+
+async def _interrupted(deps: EvalDeps, run_id: int, on_stop: OnStop | None) -> None:
+    async with transaction(deps.sessions) as session:
+        run = await repo.get_run(session, run_id, lock=True)
+        if run.status != RunStatus.running:
+            return
+        if on_stop is None:
+            _mark_failed(run, "interrupted: the process stopped; run it again to resume (finished items are kept)")
+            return
+        run.status = RunStatus.queued
+        model = await session.get_one(Contestant, run.model_id)
+    log.info("evaluation.run.requeued", extra={"run": run_id})
+    await on_stop(run, model)
+
+
 async def _fail(deps: EvalDeps, run_id: int, message: str) -> EvalRun:
     async with transaction(deps.sessions) as session:
         return _mark_failed(await repo.get_run(session, run_id, lock=True), message)
@@ -291,22 +363,42 @@ async def evaluation_status(session: AsyncSession, slug: str, suite: str) -> Eva
     check_suite(suite)
     model = await registry.get_by_slug(session, slug)
     latest = await repo.latest_run(session, model.id, suite)
-    finished = await repo.latest_run(session, model.id, suite, [RunStatus.finished])
+    ranked = await repo.leaderboard_run(session, model.id, suite)
     return EvaluationOut(
         model=model.slug, suite=suite, status=_SHOWN[latest.status] if latest else "none",
         latest_run=await run_view(session, latest) if latest else None,
-        results=results_view(finished) if finished else None,
+        last_failure=await _last_failure(session, model, suite, latest),
+        results=results_view(ranked) if ranked else None,
     )
+
+
+async def _last_failure(
+    session: AsyncSession, model: Contestant, suite: str, latest: EvalRun | None
+) -> FailureOut | None:
+    """A failure that a newer run would hide: one after the last finished run, the latest not failed."""
+    if latest is None or latest.status == RunStatus.failed:
+        return None  # nothing to hide: the latest run shows its own error
+    failed = await repo.latest_failure(session, model.id, suite)
+    finished = await repo.latest_run(session, model.id, suite, [RunStatus.finished])
+    if failed is None or failed.finished_at is None:
+        return None
+    if finished is not None and finished.finished_at and finished.finished_at >= failed.finished_at:
+        return None
+    return FailureOut(run_id=failed.id, error=failed.error, finished_at=failed.finished_at)
+
+
+def _fraction(p: repo.Progress) -> float:
+    return round((p.generated + p.scored) / (2 * p.total), 4) if p.total else 0.0
 
 
 async def run_view(session: AsyncSession, run: EvalRun) -> RunOut:
     progress = None
     if run.status in (RunStatus.running, RunStatus.finished) and run.items_total:
         p = await repo.run_progress(session, run.id)
-        fraction = round((p.generated + p.scored) / (2 * p.total), 4) if p.total else 0.0
-        progress = ProgressOut(total=p.total, generated=p.generated, scored=p.scored, fraction=fraction)
+        progress = ProgressOut(total=p.total, generated=p.generated, scored=p.scored, fraction=_fraction(p))
     return RunOut(
-        id=run.id, suite=run.suite, status=_SHOWN[run.status], reason=run.reason, cycle_id=run.cycle_id,
+        id=run.id, suite=run.suite, status=_SHOWN[run.status], reason=run.reason, scope=run.scope,
+        items_per_task=run.items_per_task, items=run.items_total, cycle_id=run.cycle_id,
         sample_seed=run.sample_seed, suite_version=run.suite_version, run_fingerprint=run.run_fingerprint,
         created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at, error=run.error,
         progress=progress,
@@ -316,10 +408,75 @@ async def run_view(session: AsyncSession, run: EvalRun) -> RunOut:
 def results_view(run: EvalRun) -> ResultsOut:
     summary: Mapping[str, Any] = run.summary or {}
     return ResultsOut(
-        run_id=run.id, finished_at=run.finished_at, cycle_id=run.cycle_id, n_items=summary.get("n_items", 0),
+        run_id=run.id, scope=run.scope, items=run.items_total, finished_at=run.finished_at,
+        cycle_id=run.cycle_id, n_items=summary.get("n_items", 0),
         statuses=summary.get("statuses", {}), axes=summary.get("axes", []),
         categories=summary.get("categories", []),
     )
+
+
+# --- progress of the evaluation work: public, so status words and shares only, never an error text ---
+
+
+async def progress_summary(session: AsyncSession, suite: str, settings: Settings) -> ProgressSummaryOut:
+    """What is being evaluated now: each model's current run, and the wave in flight (previews first)."""
+    models = [m for m in await registry.list_all(session) if m.status != ContestantStatus.retired]
+    ids = {m.id for m in models}
+    live = [r for r in await repo.live_runs(session, suite, quiet_since(settings)) if r.model_id in ids]
+    latest, ranked = await repo.latest_runs(session, suite), await repo.leaderboard_runs(session, suite)
+    done = {r.id: await repo.run_progress(session, r.id) for r in live if r.status == RunStatus.running}
+    live_ids = {r.id for r in live}
+    entries = []
+    for m in models:
+        mine = [r for r in live if r.model_id == m.id]  # by id: the next queued one first
+        running = [r for r in mine if r.status == RunStatus.running]
+        run = (running or mine or [latest.get(m.id)])[0]
+        phase, fraction = _phase(run, run is not None and run.id in live_ids, done)
+        entries.append(ModelProgressOut(
+            slug=m.slug, display_name=m.display_name, phase=phase, scope=run.scope if run else None,
+            fraction=fraction, items=(run.items_total or None) if run else None,
+            ranked_on=ranked[m.id].scope if m.id in ranked else None,
+        ))
+    wave = await _wave(session, suite, live, ids, done) if live else None
+    return ProgressSummaryOut(suite=suite, active=bool(live), wave=wave, models=entries)
+
+
+def _phase(run: EvalRun | None, live: bool, done: Mapping[int, repo.Progress]) -> tuple[Phase, float | None]:
+    if run is None:
+        return "none", None
+    if run.status == RunStatus.finished:
+        return "finished", 1.0
+    if run.status == RunStatus.failed or not live:  # not live: its process died while running it
+        return "failed", None
+    progress = done.get(run.id)
+    if run.status == RunStatus.queued or progress is None:
+        return "queued", 0.0
+    if not progress.total:
+        return "starting", 0.0
+    return ("generating" if progress.generated < progress.total else "scoring"), _fraction(progress)
+
+
+async def _wave(
+    session: AsyncSession, suite: str, live: list[EvalRun], ids: set[int], done: Mapping[int, repo.Progress]
+) -> WaveOut:
+    """The models with a live run of the wave's scope (previews before full runs), or one of that scope
+    that ended after the oldest live one was queued; each counts by its live run, else its newest."""
+    scope = RunScope.preview if any(r.scope == RunScope.preview for r in live) else RunScope.full
+    since = min(r.created_at for r in live if r.scope == scope)
+    current: dict[int, EvalRun] = {}
+    for run in await repo.runs_ended_since(session, suite, scope, since):
+        if run.model_id in ids:
+            current[run.model_id] = run
+    # A model's live run speaks for it, a running one before a queued one.
+    current.update({r.model_id: r for r in sorted(live, key=lambda r: r.status == RunStatus.running)
+                    if r.scope == scope})
+    live_ids = {r.id for r in live}
+    phases = [_phase(run, run.id in live_ids, done) for run in current.values()]
+    count = {word: sum(phase == word for phase, _ in phases) for word in ("queued", "finished", "failed")}
+    shares = [1.0 if fraction is None else fraction for _, fraction in phases]
+    return WaveOut(scope=scope, models=len(phases), evaluating=len(phases) - sum(count.values()),
+                   queued=count["queued"], done=count["finished"], failed=count["failed"],
+                   fraction=round(sum(shares) / len(shares), 4))
 
 
 # --- methodology ----------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from starlette.exceptions import HTTPException
 from core.errors import LibraError
 from core.settings import Settings
 from server.api import battles, evaluations, health, leaderboard, models
+from server.openapi import install_docs
 from server.runtime import Runtime, close_runtime, open_runtime
+from server.workers import Workers, slots_for
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +52,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 IN_PROCESS_QUEUES = ("cpu", "housekeeping")
 
 
-async def _run_worker(runtime: Runtime) -> None:
-    try:
-        await runtime.jobs.run_worker_async(
-            queues=list(IN_PROCESS_QUEUES), install_signal_handlers=False, additional_context=runtime.job_context,
-            concurrency=runtime.settings.worker_concurrency,
-        )
-    except asyncio.CancelledError:
-        raise
-    except Exception:  # the API keeps serving; the failure is logged for the operator
-        log.exception("jobs.worker.crashed")
+def _workers(runtime: Runtime) -> Workers:
+    s = runtime.settings
+    return Workers(runtime.jobs, runtime.job_context,
+                   slots_for(IN_PROCESS_QUEUES, s.worker_concurrency, s.stop_timeout_s))
 
 
 def _lifespan(settings: Settings, database_url: str, with_worker: bool):
@@ -67,7 +63,8 @@ def _lifespan(settings: Settings, database_url: str, with_worker: bool):
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, database_url)
         app.state.runtime = runtime
-        worker = asyncio.create_task(_run_worker(runtime)) if with_worker else None
+        app.state.workers = _workers(runtime) if with_worker else None
+        worker = asyncio.create_task(app.state.workers.run()) if with_worker else None
         try:
             yield
         finally:
@@ -86,6 +83,8 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
         version="0.1.0",
         description="Ranks language models on capability and safety together.",
         lifespan=_lifespan(settings, database_url, with_worker),
+        docs_url=None,  # install_docs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     app.add_exception_handler(LibraError, _libra_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -93,5 +92,6 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     app.add_exception_handler(Exception, _unexpected)
     for router in (health.router, models.router, battles.router, evaluations.router, leaderboard.router):
         app.include_router(router, prefix="/api/v1")
+    install_docs(app)
     app.mount("/", StaticFiles(directory=str(resources.files("frontend")), html=True), name="frontend")
     return app

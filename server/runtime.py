@@ -1,6 +1,7 @@
 """What the web app and the in-process worker share, built once at start-up and closed at exit."""
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,6 +20,10 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     backends: BackendPool
     jobs: procrastinate.App
+    stop_notes: list[str] = field(default_factory=list)
+    cleanups: set[asyncio.Future[None]] = field(default_factory=set)
+    """Clean-ups of interrupted jobs (an evaluation putting itself back in the queue) still running."""
+    """What interrupted jobs left to say when the process stops ("evaluation of X saved at ...")."""
 
     @property
     def battle_limits(self) -> BattleLimits:
@@ -28,7 +33,8 @@ class Runtime:
     @property
     def job_context(self) -> dict[str, object]:
         """Handed to every job through procrastinate's ``additional_context``."""
-        return {"sessions": self.sessions, "settings": self.settings, "backends": self.backends}
+        return {"sessions": self.sessions, "settings": self.settings, "backends": self.backends,
+                "stop_notes": self.stop_notes, "cleanups": self.cleanups}
 
 
 async def open_runtime(settings: Settings, database_url: str) -> Runtime:
@@ -40,6 +46,8 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
 
 
 async def close_runtime(runtime: Runtime) -> None:
+    if runtime.cleanups:
+        await asyncio.wait(set(runtime.cleanups), timeout=runtime.settings.stop_timeout_s / 2)
     await runtime.backends.aclose()
     await runtime.jobs.close_async()
     await runtime.engine.dispose()

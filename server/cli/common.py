@@ -103,7 +103,10 @@ async def _in_transaction(url: str, work: Callable[..., Any]) -> Any:
 
 
 def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on; a port held only by TIME_WAIT sockets of a process that
+    just exited is free (uvicorn binds with SO_REUSEADDR too), so a restart after a crash works at once."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -35,6 +35,7 @@ async def _inputs(session: Any, settings: Settings) -> service.Inputs:
         safety=await arena_repo.pair_counts(session, "safety"),
         style_votes=await repository.helpfulness_votes_with_style(session),
         items=await service.scored_items(session, settings.eval_suite),
+        runs=await service.scored_runs(session, settings.eval_suite),
     )
 
 
@@ -45,7 +46,7 @@ async def take_snapshot(sessions: Any, settings: Settings, trigger: str) -> int 
     config = snapshot_config(settings, service.required_categories(settings))
     # The maths takes seconds at scale: off the event loop, so the worker keeps heartbeating.
     computed = await asyncio.to_thread(service.compute, inputs, config)
-    body = service.payload(computed, inputs.models)
+    body = service.payload(computed, inputs.models, inputs)
     etag = service.etag_of(body)
     async with transaction(sessions) as session:
         latest = await repository.latest(session)
@@ -73,7 +74,8 @@ async def periodic_snapshot(context: procrastinate.JobContext, timestamp: int) -
 def build_blueprint() -> procrastinate.Blueprint:
     """A fresh blueprint per job app (procrastinate renames the tasks of a blueprint it absorbs)."""
     tasks = procrastinate.Blueprint()
-    options = {"queue": "cpu", "lock": "ranking-snapshot", "pass_context": True}
+    # Short jobs: the housekeeping queue, whose worker slot never waits behind an evaluation.
+    options = {"queue": "housekeeping", "lock": "ranking-snapshot", "pass_context": True}
     tasks.task(name="snapshot", queueing_lock="ranking:snapshot", **options)(snapshot)
     tasks.task(name="periodic_snapshot", queueing_lock="ranking-periodic-snapshot", **options)(periodic_snapshot)
     return tasks
