@@ -31,6 +31,15 @@ class RunReason(enum.StrEnum):
     periodic = "periodic"
     cli = "cli"
     superseded = "superseded"  # continues a run whose fingerprint changed while it was pending
+    first_run = "first_run"  # queued by the first start of `libra serve` for the default contestants
+
+
+class RunScope(enum.StrEnum):
+    """A preview samples fewer items than the configured cycle (``libra eval --limit``, the first
+    start's quick runs); the leaderboard reads one only for a model that has no full run."""
+
+    full = "full"
+    preview = "preview"
 
 
 def _status_column() -> Enum:
@@ -53,6 +62,10 @@ class EvalRun(Base):
         Enum(RunReason, name="eval_run_reason", native_enum=False, length=16)
     )
     requested_by: Mapped[str] = mapped_column(String(120))
+    scope: Mapped[RunScope] = mapped_column(
+        Enum(RunScope, name="eval_run_scope", native_enum=False, length=16), default=RunScope.full,
+        server_default=RunScope.full.value,
+    )
     # What was asked for, fixed at request time so a retried job plans the same run.
     cycle_id: Mapped[str] = mapped_column(String(32))
     items_per_task: Mapped[int]

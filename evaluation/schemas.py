@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluation.models import RunReason
+from evaluation.models import RunReason, RunScope
 
 ShownStatus = Literal["pending", "running", "finished", "failed"]
 
@@ -14,6 +14,12 @@ class EvaluateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     suite: str | None = Field(default=None, description="Suite to run (default: LIBRA_EVAL_SUITE).")
+    items_per_task: int | None = Field(
+        default=None, ge=1, le=10_000,
+        description="Public items per task, no held-out items: a *preview* run when fewer than the "
+                    "configured sampling (default: the full LIBRA_EVAL_ITEMS_PER_TASK + "
+                    "LIBRA_EVAL_HELD_OUT_PER_TASK).",
+    )
 
 
 class ProgressOut(BaseModel):
@@ -42,6 +48,10 @@ class AxisOut(BaseModel):
 
 class ResultsOut(BaseModel):
     run_id: int
+    scope: RunScope = Field(
+        description="`preview`: fewer items than a full run; shown until a full run finishes."
+    )
+    items: int = Field(description="Items the run scored, held-out ones included.")
     finished_at: datetime | None
     cycle_id: str
     n_items: int = Field(description="Public items; held-out items are never shown.")
@@ -55,6 +65,9 @@ class RunOut(BaseModel):
     suite: str
     status: ShownStatus
     reason: RunReason
+    scope: RunScope = Field(description="`full`, or `preview` (fewer items than the configured sampling).")
+    items_per_task: int = Field(description="Public items asked for per task.")
+    items: int = Field(description="Items planned, held-out ones included (0 until a worker plans the run).")
     cycle_id: str
     sample_seed: int | None
     suite_version: str | None
@@ -66,6 +79,12 @@ class RunOut(BaseModel):
     progress: ProgressOut | None = None
 
 
+class FailureOut(BaseModel):
+    run_id: int
+    error: str | None
+    finished_at: datetime | None
+
+
 class EvaluationOut(BaseModel):
     """A model's evaluation as its submitter follows it: the latest run, and the latest results."""
 
@@ -73,7 +92,55 @@ class EvaluationOut(BaseModel):
     suite: str
     status: ShownStatus | Literal["none"]
     latest_run: RunOut | None
-    results: ResultsOut | None = Field(description="Summary of the latest finished run, if any.")
+    last_failure: FailureOut | None = Field(
+        default=None, description="A run that failed after the last finished one, while a later run is "
+                                  "queued, running or finished: its error stays visible.",
+    )
+    results: ResultsOut | None = Field(
+        description="Summary of the run the leaderboard reads: the latest finished full run, else the latest "
+                    "finished preview.",
+    )
+
+
+class EvaluateOut(EvaluationOut):
+    run_id: int = Field(description="The run that is now queued or running for this request.")
+    already_active: bool = Field(
+        description="True when a run of the model and suite was already queued or running: that run is "
+                    "returned and no second one is started (whatever its scope).",
+    )
+
+
+Phase = Literal["none", "queued", "starting", "generating", "scoring", "finished", "failed"]
+
+
+class ModelProgressOut(BaseModel):
+    slug: str
+    display_name: str
+    phase: Phase = Field(description="Of the model's current run: its running one, else the next queued, "
+                                     "else the latest. Status words only, never an error text.")
+    scope: RunScope | None
+    fraction: float | None = Field(description="Share of that run done (null when failed or none).")
+    items: int | None = Field(description="Items planned for that run, once planned.")
+    ranked_on: RunScope | None = Field(description="Scope of the finished run the leaderboard reads, if any.")
+
+
+class WaveOut(BaseModel):
+    """The evaluations in flight, of one scope: previews first, then full runs."""
+
+    scope: RunScope
+    models: int = Field(description="Models with a run of this scope since the oldest one still active.")
+    evaluating: int
+    queued: int
+    done: int
+    failed: int
+    fraction: float = Field(description="Mean over those models of their run's share done (failed = done).")
+
+
+class ProgressSummaryOut(BaseModel):
+    suite: str
+    active: bool = Field(description="Some evaluation is queued or running.")
+    wave: WaveOut | None
+    models: list[ModelProgressOut]
 
 
 class RefusalAgreementOut(BaseModel):

@@ -97,18 +97,129 @@ function rankText(rank) {
   return rank.best === rank.worst ? `${rank.best}` : `${rank.best}–${rank.worst}`;
 }
 
-async function loadBoard() {
-  const board = await api("/leaderboard");
-  $("board-empty").hidden = board.models.length > 0;
-  $("board-version").textContent = board.version ? `Snapshot ${board.version}, ${new Date(board.created_at).toLocaleString()}.` : "";
-  $("board").querySelector("tbody").replaceChildren(...board.models.map((m) => {
+// The leaderboard and the evaluation progress refresh by themselves: every few seconds while
+// evaluations are queued or running (and a minute after, for the last snapshot), less often otherwise.
+// The board is asked with If-None-Match, so an unchanged snapshot costs a 304 and no new rows.
+const FAST_MS = 3000;
+const SLOW_MS = 30000;
+const SETTLE_MS = 60000;
+const board = { etag: null, data: null };
+let progress = null;
+let lastActive = 0;
+
+const pct = (x) => `${Math.round(100 * (x || 0))}%`;
+const count = (n, word) => `${Number(n || 0).toLocaleString()} ${word}`;
+
+async function fetchBoard() {
+  const headers = board.etag ? { "If-None-Match": board.etag } : {};
+  const response = await fetch("/api/v1/leaderboard", { headers, cache: "no-store" });
+  if (response.status === 304) return false;
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  board.etag = response.headers.get("ETag");
+  board.data = await response.json();
+  return true;
+}
+
+function entryOf(slug) {
+  return progress ? progress.models.find((m) => m.slug === slug) : undefined;
+}
+
+function phaseText(entry) {
+  switch (entry.phase) {
+    case "queued": return "waiting for evaluation";
+    case "starting": return "evaluating 0%";
+    case "generating":
+    case "scoring": return `evaluating ${pct(entry.fraction)}`;
+    case "failed": return "evaluation failed";
+    case "none": return "not evaluated yet";
+    default: return "evaluated";
+  }
+}
+
+// Why a row has no rank: its evaluation is waiting or running, or its results miss categories.
+function whyUnranked(m) {
+  const entry = entryOf(m.slug);
+  if (entry && entry.phase !== "finished") return phaseText(entry);
+  if (!m.evaluation) return entry && entry.ranked_on ? "results being published" : "waiting for evaluation";
+  return m.missing && m.missing.length ? `missing ${m.missing.length} categories` : "not ranked";
+}
+
+function nameCell(m) {
+  const td = cell(m.coverage === "partial" ? `${m.display_name} (partial)` : m.display_name);
+  if (m.evaluation && m.evaluation.scope === "preview") {
+    const badge = document.createElement("span");
+    badge.className = "badge preview";
+    badge.textContent = `preview · ${count(m.evaluation.items, "items")}`;
+    badge.title = "Ranked on a few items per task until its full evaluation finishes.";
+    td.append(" ", badge);
+  }
+  return td;
+}
+
+// What a row rests on: its evaluation's items, and its arena votes (helpfulness / safety).
+function basedOnCell(m) {
+  const items = m.evaluation ? count(m.evaluation.items, "items") : "no evaluation yet";
+  const votes = m.votes || { helpfulness: 0, safety: 0 };
+  const td = cell(`${items} · `);
+  td.className = "based-on";
+  td.append(document.createElement("wbr"), `${count(votes.helpfulness, "helpful")} / ${count(votes.safety, "safety votes")}`);
+  return td;
+}
+
+function rankCell(m) {
+  if (m.overall && m.overall.value !== null) return cell(rankText(m.rank));
+  const td = cell(whyUnranked(m));
+  td.className = "why";
+  return td;
+}
+
+function renderBoard() {
+  const data = board.data;
+  if (!data) return;
+  $("board-empty").hidden = data.models.length > 0;
+  $("board-version").textContent = data.version ? `Snapshot ${data.version}, ${new Date(data.created_at).toLocaleString()}.` : "";
+  $("board").querySelector("tbody").replaceChildren(...data.models.map((m) => {
     const tr = document.createElement("tr");
-    const name = m.coverage === "ok" ? m.display_name : `${m.display_name} (${m.coverage})`;
-    tr.append(cell(rankText(m.rank)), cell(name), cell(band(m.overall)), cell(band(m.capability)),
-      cell(band(m.safety)), cell(rating(m.arena.helpfulness)), cell(rating(m.arena.safety)));
+    tr.dataset.slug = m.slug;
+    tr.append(rankCell(m), nameCell(m), cell(band(m.overall)), cell(band(m.capability)),
+      cell(band(m.safety)), cell(rating(m.arena.helpfulness)), cell(rating(m.arena.safety)), basedOnCell(m));
     return tr;
   }));
 }
 
-loadBoard().catch((err) => showError(`Could not load the leaderboard: ${err.message}`));
+function renderProgress() {
+  const wave = progress && progress.active ? progress.wave : null;
+  $("eval-progress").hidden = !wave;
+  if (!wave) return;
+  const started = wave.models - wave.queued;
+  const kind = wave.scope === "preview" ? "quick previews first" : "full evaluations";
+  $("progress-line").textContent = `Evaluating ${started} of ${wave.models} models · ${pct(wave.fraction)} (${kind})`;
+  $("progress-bar").value = wave.fraction;
+  $("progress-models").replaceChildren(...progress.models.filter((m) => m.phase !== "none").map((m) => {
+    const li = document.createElement("li");
+    const scope = m.scope === "preview" ? "preview" : "full run";
+    li.textContent = `${m.display_name}: ${scope}, ${m.phase === "finished" ? "done" : phaseText(m)}`;
+    li.dataset.phase = m.phase;
+    return li;
+  }));
+}
+
+async function refresh() {
+  try {
+    progress = await api("/evaluations/progress");
+    renderProgress();
+  } catch (err) {
+    progress = null; // the board still shows; the next round tries again
+  }
+  try {
+    await fetchBoard();
+    renderBoard();
+  } catch (err) {
+    showError(`Could not load the leaderboard: ${err.message}`);
+  }
+  if (progress && progress.active) lastActive = Date.now();
+  setTimeout(refresh, Date.now() - lastActive < SETTLE_MS ? FAST_MS : SLOW_MS);
+}
+
+refresh();
 loadModels().catch((err) => showError(`Could not load the models: ${err.message}`));

@@ -5,9 +5,9 @@ from fastapi import APIRouter, Body, Query, status
 
 from core.db import transaction
 from evaluation import service
-from evaluation.jobs import queue_evaluation
+from evaluation.jobs import request_evaluation
 from evaluation.models import RunReason
-from evaluation.schemas import EvaluateIn, EvaluationOut, RefusalAgreementOut
+from evaluation.schemas import EvaluateIn, EvaluateOut, EvaluationOut, ProgressSummaryOut, RefusalAgreementOut
 from server.deps import AdminDep, RuntimeDep, SessionDep
 
 router = APIRouter(tags=["evaluation"])
@@ -23,16 +23,28 @@ async def get_evaluation(
     return await service.evaluation_status(session, slug, suite or runtime.settings.eval_suite)
 
 
+@router.get("/evaluations/progress")
+async def evaluation_progress(
+    session: SessionDep, runtime: RuntimeDep, suite: SuiteQuery = None
+) -> ProgressSummaryOut:
+    """The evaluation work in flight: models evaluating, queued and done, the overall share, and each
+    model's phase. Status words and fractions only: no item, no error text."""
+    return await service.progress_summary(session, suite or runtime.settings.eval_suite, runtime.settings)
+
+
 @router.post("/admin/models/{slug}/evaluate", status_code=status.HTTP_202_ACCEPTED)
 async def evaluate(
     slug: str, runtime: RuntimeDep, key: AdminDep, body: Annotated[EvaluateIn | None, Body()] = None
-) -> EvaluationOut:
-    """Queue a re-evaluation (admin key); if one is already waiting for the model, that one is kept."""
+) -> EvaluateOut:
+    """Queue a re-evaluation (admin key). If a run of the model and suite is already queued or running,
+    of either scope, that run is returned (`already_active`) and no second one starts."""
     suite = (body.suite if body else None) or runtime.settings.eval_suite
-    await queue_evaluation(runtime.sessions, runtime.jobs, runtime.settings, slug, suite, RunReason.admin,
-                           f"key:{key.id}")
+    requested = await request_evaluation(runtime.sessions, runtime.jobs, runtime.settings, slug, suite,
+                                         RunReason.admin, f"key:{key.id}",
+                                         items_per_task=body.items_per_task if body else None)
     async with transaction(runtime.sessions) as session:
-        return await service.evaluation_status(session, slug, suite)
+        shown = await service.evaluation_status(session, slug, suite)
+    return EvaluateOut(**shown.model_dump(), run_id=requested.run.id, already_active=requested.already_active)
 
 
 @router.get("/methodology/refusal-agreement")

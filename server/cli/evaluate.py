@@ -24,7 +24,7 @@ from core.registry import repository as registry
 from core.settings import Settings
 from evaluation import service
 from evaluation.jobs import queue_leaderboard_recompute
-from evaluation.models import EvalRun, RunReason, RunStatus
+from evaluation.models import EvalRun, RunReason, RunScope, RunStatus
 from evaluation.repository import Progress as RunProgress
 from inference import BackendPool
 from server.cli.common import database, fail, friendly, in_transaction, load_settings
@@ -63,7 +63,8 @@ def eval_(
     models: Annotated[list[str], typer.Argument(metavar="MODEL", help="Slug(s) of registered models.")],
     suite: Annotated[str | None, typer.Option(help="Suite to run (default LIBRA_EVAL_SUITE).")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="Public items per task (default LIBRA_EVAL_ITEMS_PER_TASK; no held-out items then)."
+        help="Public items per task, no held-out items: a preview run, ranked only until a full run finishes "
+             "(default: the full LIBRA_EVAL_ITEMS_PER_TASK + LIBRA_EVAL_HELD_OUT_PER_TASK)."
     )] = None,
 ) -> None:
     """Evaluate models locally with a progress bar, then print a summary by category.
@@ -106,10 +107,13 @@ async def _evaluate(
 async def _one(deps: service.EvalDeps, slug: str, suite: str, limit: int | None) -> EvalRun:
     per_task = limit or deps.settings.eval_items_per_task
     held_out = 0 if limit else deps.settings.eval_held_out_per_task
+    # Fewer items than the configured cycle: a preview, never ranked over a model's full run.
+    scope = service.scope_for(deps.settings, per_task, held_out)
     async with transaction(deps.sessions) as session:
         model = await registry.get_by_slug(session, slug)
-        run = await service.create_run(session, model, suite, RunReason.cli, "cli", per_task, held_out)
-    typer.secho(f"{slug}: suite {suite}, run {run.id}, cycle {run.cycle_id}", bold=True, err=True)
+        run = await service.create_run(session, model, suite, RunReason.cli, "cli", per_task, held_out, scope)
+    typer.secho(f"{slug}: suite {suite}, run {run.id} ({scope.value}), cycle {run.cycle_id}", bold=True,
+                err=True)
     with _bars() as progress:
         run = await service.execute_run(deps, run.id, _Bars(progress))
     _print_summary(slug, run)
@@ -135,7 +139,8 @@ def _print_summary(slug: str, run: EvalRun) -> None:
         typer.secho(f"{slug}: run {run.id} {run.status.value}: {run.error}", fg=typer.colors.RED, err=True)
         return
     summary = run.summary or {}
-    table = Table(title=f"{slug} · run {run.id} · {summary.get('n_items', 0)} public items")
+    preview = " · preview" if run.scope == RunScope.preview else ""
+    table = Table(title=f"{slug} · run {run.id}{preview} · {summary.get('n_items', 0)} public items")
     for column, justify in (("axis", "left"), ("category", "left"), ("mean", "right"), ("ok", "right"),
                             ("other statuses", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,11 +24,26 @@ class Inputs:
     safety: Sequence[Any]
     style_votes: Sequence[Any]  # rows of repository.helpfulness_votes_with_style
     items: Mapping[int, Sequence[ScoredItem]]  # by model id; only ok items enter the means
+    runs: Mapping[int, "RunRef"] = field(default_factory=dict)  # by model id: the run `items` come from
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Which run a row rests on: a preview is ranked (and flagged) only until a full run finishes."""
+
+    run_id: int
+    scope: str
+    items: int
 
 
 async def scored_items(session: Any, suite: str) -> dict[int, list[ScoredItem]]:
-    """The items of each model's latest finished run, by model id."""
+    """The items of each model's ranked run (latest full, else latest preview), by model id."""
     return await eval_repo.latest_scored_items(session, suite)
+
+
+async def scored_runs(session: Any, suite: str) -> dict[int, RunRef]:
+    runs = await eval_repo.leaderboard_runs(session, suite)
+    return {model_id: RunRef(run.id, run.scope.value, run.items_total) for model_id, run in runs.items()}
 
 
 def required_categories(settings: Settings) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -117,7 +132,22 @@ def _style_rating(style: ranking.StyleResult | None, slug: str) -> dict[str, Any
     return {"rating": _num(iv.estimate[i]), "lower": _num(iv.lower[i]), "upper": _num(iv.upper[i])}
 
 
-def _row(snapshot: ranking.Snapshot, model: Contestant, i: int) -> dict[str, Any]:
+def vote_counts(models: Sequence[Contestant], rows: Sequence[Any]) -> dict[int, int]:
+    """Votes behind each model's arena rating: its games against the other models of the board."""
+    ids, votes = {m.id for m in models}, dict.fromkeys((m.id for m in models), 0)
+    for r in rows:
+        if r.model_lo_id in ids and r.model_hi_id in ids:
+            games = r.lo_wins + r.hi_wins + r.ties + r.both_bad
+            votes[r.model_lo_id] += games
+            votes[r.model_hi_id] += games
+    return votes
+
+
+def _evaluation(run: RunRef | None) -> dict[str, Any] | None:
+    return None if run is None else {"scope": run.scope, "run_id": run.run_id, "items": run.items}
+
+
+def _row(snapshot: ranking.Snapshot, model: Contestant, i: int, evidence: dict[str, Any]) -> dict[str, Any]:
     scores, ranks = snapshot.scores, snapshot.ranks
     return {
         "slug": model.slug, "display_name": model.display_name, "organisation": model.organisation,
@@ -129,11 +159,26 @@ def _row(snapshot: ranking.Snapshot, model: Contestant, i: int) -> dict[str, Any
         "arena": {"helpfulness": _arena(snapshot.helpfulness, model.slug),
                   "safety": _arena(snapshot.safety, model.slug),
                   "helpfulness_style_controlled": _style_rating(snapshot.style, model.slug)},
+        **evidence,
     }
 
 
-def payload(snapshot: ranking.Snapshot, models: Sequence[Contestant]) -> dict[str, Any]:
-    rows = [_row(snapshot, m, i) for i, m in enumerate(models)]
+def _evidence(models: Sequence[Contestant], inputs: Inputs | None) -> dict[int, dict[str, Any]]:
+    """What each row rests on: its evaluation run (scope, size) and its arena votes per dimension."""
+    if inputs is None:
+        return {m.id: {"evaluation": None, "votes": {"helpfulness": 0, "safety": 0}} for m in models}
+    helpful, safe = vote_counts(models, inputs.helpfulness), vote_counts(models, inputs.safety)
+    return {m.id: {"evaluation": _evaluation(inputs.runs.get(m.id)),
+                   "votes": {"helpfulness": helpful[m.id], "safety": safe[m.id]}} for m in models}
+
+
+def payload(
+    snapshot: ranking.Snapshot, models: Sequence[Contestant], inputs: Inputs | None = None
+) -> dict[str, Any]:
+    """Rows in the snapshot's model order; with ``inputs``, each row says which run and votes it rests on
+    (a preview row stays ranked, flagged by ``evaluation.scope``)."""
+    evidence = _evidence(models, inputs)
+    rows = [_row(snapshot, m, i, evidence[m.id]) for i, m in enumerate(models)]
     # Ranked models by overall score first; unranked ones after, alphabetically.
     rows.sort(key=lambda r: (r["overall"]["value"] is None, -(r["overall"]["value"] or 0), r["slug"]))
     return {"models": rows, "config": snapshot.config}

@@ -80,3 +80,21 @@ def canned_server(delay_s: float = 0.0) -> Iterator[CannedServerForTests]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+class CannedDefaultsPoolForTests:
+    """A backend pool that sends every embedded (llama.cpp) model to a canned server through the real
+    HTTP backend, for tests about the machinery around the default contestants (first start, ranking)."""
+
+    def __init__(self, server: CannedServerForTests) -> None:
+        from inference import BackendPool
+
+        self.real = BackendPool()
+        self._config = server.config(max_concurrency=4)
+
+    def get(self, config):  # noqa: ANN001, ANN201
+        kind = config.get("kind") if isinstance(config, dict) else config.kind
+        return self.real.get(self._config if kind == "llamacpp" else config)
+
+    async def aclose(self) -> None:
+        await self.real.aclose()

@@ -1,16 +1,19 @@
 """Evaluation jobs on procrastinate: queues by backend kind, one queued run per pair, periodic tasks,
 and the leaderboard recompute that is queued only where the ranking registers its task."""
 
+import functools
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import procrastinate
 import psycopg
 import pytest
 from procrastinate.testing import InMemoryConnector
 
-from core.db import libpq_url, transaction
+from core.db import libpq_url, transaction, utcnow
 from evaluation import jobs, service
-from evaluation.models import RunReason
+from evaluation import repository as repo
+from evaluation.models import RunReason, RunScope, RunStatus
 from evaluation.runs.generation import batching_for, queue_for
 from server.jobs import build_job_app
 from tests.evaluation.test_eval_pg_runs import add_model
@@ -60,7 +63,7 @@ async def test_a_concurrent_duplicate_request_keeps_the_first_run(deps, job_app,
                                         RunReason.admin, "test")
     async with transaction(deps.sessions) as session:  # as if a second request had raced past the check
         racer = await service.create_run(session, model, "smoke", RunReason.admin, "test", 3, 0)
-    kept = await jobs._defer(deps.sessions, job_app, racer, model)
+    kept = await jobs.defer_run(deps.sessions, job_app, racer, model)
     assert kept.id == first.id and len(_jobs(db_url)) == 1
 
 
@@ -98,3 +101,46 @@ async def test_the_leaderboard_recompute_is_queued_only_if_the_ranking_registers
         assert await jobs.queue_leaderboard_recompute(app) is True  # one waiting recompute is enough
     queued = [j for j in connector.jobs.values() if j["task_name"] == jobs.SNAPSHOT_TASK]
     assert len(queued) == 1 and "timestamp" in queued[0]["args"]
+
+
+def _set_job(db_url: str, job_id: int, status: str) -> None:
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        conn.execute("UPDATE procrastinate_jobs SET status = %s WHERE id = %s", (status, job_id))
+
+
+async def _set_run(deps, run_id: int, **fields) -> None:
+    async with transaction(deps.sessions) as session:
+        run = await repo.get_run(session, run_id, lock=True)
+        for name, value in fields.items():
+            setattr(run, name, value)
+
+
+async def test_a_request_while_a_run_is_running_returns_that_run_whatever_its_scope(deps, job_app, db_url) -> None:
+    await add_model(deps, "busy-model", {"kind": "llamacpp", "model": "smollm2-135m-instruct"})
+    ask = functools.partial(jobs.request_evaluation, deps.sessions, job_app, deps.settings, "busy-model", None,
+                            RunReason.admin, "test")
+    first = await ask()
+    assert first.already_active is False and first.run.scope == RunScope.full
+    await _set_run(deps, first.run.id, status=RunStatus.running, started_at=utcnow(), heartbeat_at=utcnow())
+    _set_job(db_url, first.run.job_id, "doing")  # as a worker would
+    again, preview = await ask(), await ask(items_per_task=1)
+    assert (again.run.id, again.already_active) == (first.run.id, True)
+    assert (preview.run.id, preview.already_active) == (first.run.id, True)  # a preview never doubles it
+    assert len(_jobs(db_url)) == 1
+    await _set_run(deps, first.run.id, status=RunStatus.finished, finished_at=utcnow())
+    _set_job(db_url, first.run.job_id, "succeeded")
+    later = await ask(items_per_task=1)
+    assert later.already_active is False and later.run.id != first.run.id
+    assert later.run.scope == RunScope.preview and later.run.held_out_per_task == 0
+    assert (await ask()).run.id == later.run.id  # a full request while the preview waits: the preview
+
+
+async def test_a_run_left_running_by_a_dead_process_does_not_block_a_new_one(deps, job_app) -> None:
+    model = await add_model(deps, "orphan-model", {"kind": "llamacpp", "model": "smollm2-135m-instruct"})
+    async with transaction(deps.sessions) as session:  # a `libra eval` killed with SIGKILL long ago
+        dead = await service.create_run(session, model, "smoke", RunReason.cli, "cli", 3, 0)
+    long_ago = utcnow() - timedelta(hours=2)
+    await _set_run(deps, dead.id, status=RunStatus.running, started_at=long_ago, heartbeat_at=long_ago)
+    fresh = await jobs.request_evaluation(deps.sessions, job_app, deps.settings, "orphan-model", None,
+                                          RunReason.admin, "test")
+    assert fresh.already_active is False and fresh.run.id != dead.id

@@ -84,3 +84,56 @@ def test_api_docs_render_with_no_internet(browser, db_url: str, tmp_path: Path) 
         assert page.get_by_text("/api/v1/models/{slug}/retire").count() >= 1
         page.screenshot(path=str(shots / "redoc.png"), full_page=True)
         assert left == []
+
+
+def test_the_page_shows_evaluation_progress_then_ranked_preview_rows(browser, db_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+    """Canned models (no real inference): while previews run, a progress line above the leaderboard and
+    a reason on each unranked row; then, without a reload, ranked rows with the preview badge."""
+    import json
+    import re
+    import time
+
+    import httpx
+
+    from tests.evaluation.canned import canned_server
+    from tests.server.test_cli import run
+
+    env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_SEED_DEFAULTS": "false", "LIBRA_EVAL_SUITE": "smoke",
+           "LIBRA_EVAL_ITEMS_PER_TASK": "3", "LIBRA_EVAL_HELD_OUT_PER_TASK": "1", "LIBRA_EVAL_MAX_TOKENS": "16",
+           "LIBRA_LEADERBOARD_BOOTSTRAP_ROUNDS": "200"}
+    shots = Path(os.environ.get("LIBRA_SCREENSHOT_DIR", tmp_path))
+    with canned_server(delay_s=0.5) as canned:
+        for name in ("canned-a", "canned-b"):
+            added = run("models", "add", name, "--config", json.dumps(canned.config(model=name, max_concurrency=1)),
+                        env=env)
+            assert added.returncode == 0, added.stderr
+        admin = {"Authorization": f"Bearer {run('keys', 'create', '--scope', 'admin', '--name', 't', env=env).stdout.split()[0]}"}
+        with serving(env) as (base_url, _):
+            httpx.post(f"{base_url}/api/v1/admin/leaderboard/recompute", headers=admin, timeout=10)
+            deadline = time.monotonic() + 30
+            while httpx.get(f"{base_url}/api/v1/leaderboard", timeout=10).json()["version"] is None:
+                assert time.monotonic() < deadline, "no first snapshot"
+                time.sleep(0.2)
+            for name in ("canned-a", "canned-b"):
+                queued = httpx.post(f"{base_url}/api/v1/admin/models/{name}/evaluate", json={"items_per_task": 2},
+                                    headers=admin, timeout=10)
+                assert queued.status_code == 202 and queued.json()["latest_run"]["scope"] == "preview"
+            page = browser.new_page()
+            page.goto(base_url)
+            page.wait_for_selector("#eval-progress:not([hidden])", timeout=30_000)
+            assert re.fullmatch(r"Evaluating [0-2] of 2 models · \d+% \(quick previews first\)",
+                                page.inner_text("#progress-line")), page.inner_text("#progress-line")
+            assert page.locator("#progress-models li").count() == 2
+            page.wait_for_function("() => [...document.querySelectorAll('#board td.why')].some("
+                                   "td => /^(waiting for evaluation|evaluating \\d+%)$/.test(td.textContent))")
+            page.screenshot(path=str(shots / "progress.png"), full_page=True)
+            page.wait_for_function("() => document.querySelectorAll('#board tbody tr .badge.preview').length === 2",
+                                   timeout=90_000)
+            page.wait_for_selector("#eval-progress", state="hidden", timeout=30_000)
+            rows = page.locator("#board tbody tr")
+            for i in range(2):
+                cells = rows.nth(i).locator("td")
+                assert re.fullmatch(r"\d(–\d)?", cells.nth(0).inner_text()), cells.nth(0).inner_text()
+                assert re.fullmatch(r"preview · \d+ items", cells.nth(1).locator(".badge").inner_text())
+                assert re.fullmatch(r"\d+ items · 0 helpful / 0 safety votes", cells.nth(7).inner_text())
+            page.screenshot(path=str(shots / "preview-board.png"), full_page=True)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from core.db import transaction
 from core.keys.models import KeyScope
 from core.keys.service import create_key
+from core.registry import repository as registry
 from core.settings import Settings
 from evaluation.models import EvalRunItem
 from tests.evaluation.canned import canned_server
@@ -123,3 +124,64 @@ async def test_methodology_serves_the_refusal_rules_agreement(client) -> None:
     assert body["gold_items"] == 280 and body["held_out_split"] == "test4"
     assert body["held_out_accuracy"] == pytest.approx(0.875)
     assert {r["split"] for r in body["results"]} >= {"all", "test4"}
+
+
+async def test_reevaluating_a_running_model_returns_its_run_and_keeps_the_last_failure(client, runtime, canned) -> None:
+    dead = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0}
+    await _submit(client, runtime, "mended-model", dead)
+    await _work(runtime)  # its endpoint is down: the run fails
+    failed = (await client.get("/api/v1/models/mended-model/evaluation")).json()
+    assert failed["status"] == "failed" and failed["last_failure"] is None  # the latest run shows its error
+    async with transaction(runtime.sessions) as session:  # the submitter fixes the endpoint
+        model = await registry.get_by_slug(session, "mended-model")
+        model.config = canned.config(max_concurrency=1)
+    canned.delay_s = 0.05
+    admin = await _key(runtime, KeyScope.admin)
+    url = "/api/v1/admin/models/mended-model/evaluate"
+    queued = (await client.post(url, headers=admin)).json()
+    assert queued["already_active"] is False and queued["status"] == "pending"
+    assert queued["last_failure"]["run_id"] == failed["latest_run"]["id"]
+    assert "backend failed on every item" in queued["last_failure"]["error"]
+    worker = asyncio.create_task(_work(runtime))
+    while (await client.get("/api/v1/models/mended-model/evaluation")).json()["status"] != "running":
+        assert not worker.done(), "never saw the run running"
+        await asyncio.sleep(0.02)
+    again = (await client.post(url, headers=admin)).json()
+    preview = (await client.post(url, json={"items_per_task": 1}, headers=admin)).json()
+    await worker
+    assert again["already_active"] is True and again["run_id"] == queued["run_id"]
+    assert preview["already_active"] is True and preview["run_id"] == queued["run_id"]
+    done = (await client.get("/api/v1/models/mended-model/evaluation")).json()
+    assert done["status"] == "finished" and done["latest_run"]["id"] == queued["run_id"]
+    assert done["last_failure"] is None and done["latest_run"]["scope"] == "full"
+    assert done["latest_run"]["items"] == done["results"]["items"] > 0
+
+
+async def test_the_progress_endpoint_counts_models_during_a_run(client, runtime, canned) -> None:
+    canned.delay_s = 0.05
+    for slug in ("prog-a", "prog-b"):
+        await _submit(client, runtime, slug, canned.config(max_concurrency=1))
+    queued = (await client.get("/api/v1/evaluations/progress")).json()
+    assert queued["active"] is True and queued["suite"] == "smoke"
+    assert queued["wave"] == {"scope": "full", "models": 2, "evaluating": 0, "queued": 2, "done": 0, "failed": 0,
+                              "fraction": 0.0}
+    worker = asyncio.create_task(_work(runtime))
+    seen = None
+    while not worker.done():
+        body = (await client.get("/api/v1/evaluations/progress")).json()
+        phases = {m["slug"]: m for m in body["models"]}
+        if phases["prog-a"]["phase"] == "generating" and 0 < phases["prog-a"]["fraction"] < 0.5:
+            seen = body
+            break
+        await asyncio.sleep(0.02)
+    await worker
+    assert seen is not None, "never saw the first run generating"
+    wave = seen["wave"]
+    assert (wave["models"], wave["evaluating"], wave["queued"], wave["done"]) == (2, 1, 1, 0)
+    assert 0 < wave["fraction"] < 0.25
+    entry = {m["slug"]: m for m in seen["models"]}["prog-a"]
+    assert entry["scope"] == "full" and entry["items"] > 0 and entry["ranked_on"] is None
+    assert set(entry) == {"slug", "display_name", "phase", "scope", "fraction", "items", "ranked_on"}  # no error
+    idle = (await client.get("/api/v1/evaluations/progress")).json()
+    assert idle["active"] is False and idle["wave"] is None
+    assert [(m["phase"], m["ranked_on"]) for m in idle["models"]] == [("finished", "full")] * 2

@@ -3,8 +3,10 @@
 import importlib.metadata
 import json
 
+import psycopg
 import pytest
 
+from core.db import libpq_url
 from inference import DEFAULT_CONTESTANTS
 from tests.evaluation.canned import canned_server
 from tests.server.test_cli import run
@@ -30,7 +32,11 @@ def test_eval_runs_a_suite_prints_a_summary_and_resumes_from_the_database(db_url
     assert asked == 10 and canned.requests == asked  # 5 tasks x 2 items; the second run reused every row
     for text in ("direct_risk", "over_refusal", "instruction_following", "capability", "safety", "(axis)"):
         assert text in first.stdout
-    assert "run 1" in first.stderr and "run 2" in again.stderr
+    assert "run 1 (preview)" in first.stderr and "run 2 (preview)" in again.stderr
+    assert "preview" in first.stdout  # the summary table says it too
+    with psycopg.connect(libpq_url(db_url)) as conn:  # --limit: fewer items than a cycle, never ranked as full
+        scopes = conn.execute("SELECT scope, held_out_per_task, count(*) FROM eval_runs GROUP BY 1, 2").fetchall()
+    assert scopes == [("preview", 0, 2)]
 
 
 @pytest.mark.parametrize(

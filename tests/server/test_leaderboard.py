@@ -9,10 +9,20 @@ from core.db import libpq_url, transaction
 from core.keys.models import KeyScope
 from core.keys.service import create_key
 from core.registry import repository as registry
+from core.settings import Settings
+from evaluation import service as eval_service
+from evaluation.models import RunReason, RunStatus
 from evaluation.types import ScoredItem, Status
 from server.leaderboard import service
 from server.leaderboard.jobs import snapshot_config, take_snapshot
 from server.seed import seed_defaults
+from tests.evaluation.canned import CannedDefaultsPoolForTests, canned_server
+
+
+@pytest.fixture
+def settings() -> Settings:  # overrides tests/conftest.py: the smoke suite keeps the evaluation runs short
+    return Settings(_env_file=None, database_url=None, eval_suite="smoke", eval_items_per_task=3,
+                    eval_held_out_per_task=1, eval_max_tokens=16, leaderboard_bootstrap_rounds=200)
 
 
 @pytest.fixture
@@ -92,3 +102,42 @@ def test_compute_scores_models_from_item_scores(seeded, runtime) -> None:  # noq
     assert top["overall"]["lower"] <= top["overall"]["value"] <= top["overall"]["upper"]
     assert rows[weak.slug]["overall"]["value"] < top["overall"]["value"]
     assert rows[partial.slug]["coverage"] == "unranked" and rows[partial.slug]["overall"]["value"] is None
+
+
+async def _evaluate(runtime, backends, model, per_task: int, held_out: int):  # noqa: ANN001, ANN202
+    deps = eval_service.EvalDeps(runtime.sessions, runtime.settings, backends)
+    scope = eval_service.scope_for(runtime.settings, per_task, held_out)
+    async with transaction(runtime.sessions) as session:
+        run = await eval_service.create_run(session, model, "smoke", RunReason.cli, "test", per_task, held_out,
+                                            scope)
+    done = await eval_service.execute_run(deps, run.id)
+    assert done.status == RunStatus.finished, done.error
+    return done
+
+
+async def test_a_preview_row_is_ranked_and_flagged_until_a_full_run_replaces_it(client, runtime, seeded) -> None:  # noqa: ANN001
+    await _vote_many(client, 10, np.random.default_rng(3))
+    only_preview, with_full = seeded[0], seeded[1]
+    with canned_server() as canned:
+        backends = CannedDefaultsPoolForTests(canned)
+        try:
+            preview = await _evaluate(runtime, backends, only_preview, 2, 0)
+            full = await _evaluate(runtime, backends, with_full, 3, 1)
+            late_preview = await _evaluate(runtime, backends, with_full, 1, 0)  # `libra eval --limit 1` later
+        finally:
+            await backends.aclose()
+    assert late_preview.finished_at > full.finished_at
+    await take_snapshot(runtime.sessions, runtime.settings, "manual")
+    rows = {r["slug"]: r for r in (await client.get("/api/v1/leaderboard")).json()["models"]}
+    first = rows[only_preview.slug]
+    assert first["evaluation"] == {"scope": "preview", "run_id": preview.id, "items": preview.items_total}
+    assert first["coverage"] == "ok" and first["overall"]["value"] is not None and first["rank"]["best"]
+    second = rows[with_full.slug]
+    assert second["evaluation"] == {"scope": "full", "run_id": full.id, "items": full.items_total}
+    assert full.items_total > preview.items_total
+    for unevaluated in seeded[2:]:
+        row = rows[unevaluated.slug]
+        assert row["evaluation"] is None and row["overall"]["value"] is None
+    # Every row says how many votes stand behind its arena ratings; each vote counts for both models.
+    assert sum(r["votes"]["helpfulness"] for r in rows.values()) == 2 * 10
+    assert sum(r["votes"]["safety"] for r in rows.values()) == 2 * 10
