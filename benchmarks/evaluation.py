@@ -38,7 +38,7 @@ from core.pgserver import embedded_postgres
 from core.registry.models import Contestant, ContestantStatus
 from core.registry.schemas import ContestantIn
 from core.settings import Settings
-from evaluation import service
+from evaluation import service, status
 from evaluation.models import EvalGeneration, RunReason, RunStatus
 from evaluation.runs.generation import conversation_of
 from evaluation.runs.runner import RunSettings, plan_run
@@ -50,7 +50,7 @@ from server import contestants
 
 SUITE = "smoke"  # project data only: needs no optional package
 CYCLE = "benchmark"
-HELD_OUT_SPLIT = service.HELD_OUT_SPLIT
+HELD_OUT_SPLIT = status.HELD_OUT_SPLIT
 
 
 @dataclass(frozen=True)

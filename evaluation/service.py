@@ -8,9 +8,8 @@ killed worker loses at most one batch, and whoever executes the run again (the r
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -37,19 +36,7 @@ from evaluation.runs.runner import (
 )
 from evaluation.runs.store import RETRYABLE
 from evaluation.runs.summary import run_summary
-from evaluation.schemas import (
-    EvaluationOut,
-    FailureOut,
-    ModelProgressOut,
-    Phase,
-    ProgressOut,
-    ProgressSummaryOut,
-    RefusalAgreementOut,
-    ResultsOut,
-    RunOut,
-    WaveOut,
-)
-from evaluation.scoring import RULES_VERSION, RefusalJudge, build_scorer, gold
+from evaluation.scoring import RefusalJudge, build_scorer
 from evaluation.tasks.registry import Suite, default_registry
 from evaluation.tasks.sampling import CycleSample, sample_cycle
 from inference import PROMPTS_VERSION, Backend, SamplingParams, parse_backend_config
@@ -351,149 +338,3 @@ async def _interrupted(deps: EvalDeps, run_id: int, on_stop: OnStop | None) -> N
 async def _fail(deps: EvalDeps, run_id: int, message: str) -> EvalRun:
     async with transaction(deps.sessions) as session:
         return _mark_failed(await repo.get_run(session, run_id, lock=True), message)
-
-
-# --- showing runs ---------------------------------------------------------------------------------
-
-_SHOWN = {RunStatus.queued: "pending", RunStatus.running: "running", RunStatus.finished: "finished",
-          RunStatus.failed: "failed"}
-
-
-async def evaluation_status(session: AsyncSession, slug: str, suite: str) -> EvaluationOut:
-    check_suite(suite)
-    model = await registry.get_by_slug(session, slug)
-    latest = await repo.latest_run(session, model.id, suite)
-    ranked = await repo.leaderboard_run(session, model.id, suite)
-    return EvaluationOut(
-        model=model.slug, suite=suite, status=_SHOWN[latest.status] if latest else "none",
-        latest_run=await run_view(session, latest) if latest else None,
-        last_failure=await _last_failure(session, model, suite, latest),
-        results=results_view(ranked) if ranked else None,
-    )
-
-
-async def _last_failure(
-    session: AsyncSession, model: Contestant, suite: str, latest: EvalRun | None
-) -> FailureOut | None:
-    """A failure that a newer run would hide: one after the last finished run, the latest not failed."""
-    if latest is None or latest.status == RunStatus.failed:
-        return None  # nothing to hide: the latest run shows its own error
-    failed = await repo.latest_failure(session, model.id, suite)
-    finished = await repo.latest_run(session, model.id, suite, [RunStatus.finished])
-    if failed is None or failed.finished_at is None:
-        return None
-    if finished is not None and finished.finished_at and finished.finished_at >= failed.finished_at:
-        return None
-    return FailureOut(run_id=failed.id, error=failed.error, finished_at=failed.finished_at)
-
-
-def _fraction(p: repo.Progress) -> float:
-    return round((p.generated + p.scored) / (2 * p.total), 4) if p.total else 0.0
-
-
-async def run_view(session: AsyncSession, run: EvalRun) -> RunOut:
-    progress = None
-    if run.status in (RunStatus.running, RunStatus.finished) and run.items_total:
-        p = await repo.run_progress(session, run.id)
-        progress = ProgressOut(total=p.total, generated=p.generated, scored=p.scored, fraction=_fraction(p))
-    return RunOut(
-        id=run.id, suite=run.suite, status=_SHOWN[run.status], reason=run.reason, scope=run.scope,
-        items_per_task=run.items_per_task, items=run.items_total, cycle_id=run.cycle_id,
-        sample_seed=run.sample_seed, suite_version=run.suite_version, run_fingerprint=run.run_fingerprint,
-        created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at, error=run.error,
-        progress=progress,
-    )
-
-
-def results_view(run: EvalRun) -> ResultsOut:
-    summary: Mapping[str, Any] = run.summary or {}
-    return ResultsOut(
-        run_id=run.id, scope=run.scope, items=run.items_total, finished_at=run.finished_at,
-        cycle_id=run.cycle_id, n_items=summary.get("n_items", 0),
-        statuses=summary.get("statuses", {}), axes=summary.get("axes", []),
-        categories=summary.get("categories", []),
-    )
-
-
-# --- progress of the evaluation work: public, so status words and shares only, never an error text ---
-
-
-async def progress_summary(session: AsyncSession, suite: str, settings: Settings) -> ProgressSummaryOut:
-    """What is being evaluated now: each model's current run, and the wave in flight (previews first)."""
-    models = [m for m in await registry.list_all(session) if m.status != ContestantStatus.retired]
-    ids = {m.id for m in models}
-    live = [r for r in await repo.live_runs(session, suite, quiet_since(settings)) if r.model_id in ids]
-    latest, ranked = await repo.latest_runs(session, suite), await repo.leaderboard_runs(session, suite)
-    done = {r.id: await repo.run_progress(session, r.id) for r in live if r.status == RunStatus.running}
-    live_ids = {r.id for r in live}
-    entries = []
-    for m in models:
-        mine = [r for r in live if r.model_id == m.id]  # by id: the next queued one first
-        running = [r for r in mine if r.status == RunStatus.running]
-        run = (running or mine or [latest.get(m.id)])[0]
-        phase, fraction = _phase(run, run is not None and run.id in live_ids, done)
-        entries.append(ModelProgressOut(
-            slug=m.slug, display_name=m.display_name, phase=phase, scope=run.scope if run else None,
-            fraction=fraction, items=(run.items_total or None) if run else None,
-            ranked_on=ranked[m.id].scope if m.id in ranked else None,
-        ))
-    wave = await _wave(session, suite, live, ids, done) if live else None
-    return ProgressSummaryOut(suite=suite, active=bool(live), wave=wave, models=entries)
-
-
-def _phase(run: EvalRun | None, live: bool, done: Mapping[int, repo.Progress]) -> tuple[Phase, float | None]:
-    if run is None:
-        return "none", None
-    if run.status == RunStatus.finished:
-        return "finished", 1.0
-    if run.status == RunStatus.failed or not live:  # not live: its process died while running it
-        return "failed", None
-    progress = done.get(run.id)
-    if run.status == RunStatus.queued or progress is None:
-        return "queued", 0.0
-    if not progress.total:
-        return "starting", 0.0
-    return ("generating" if progress.generated < progress.total else "scoring"), _fraction(progress)
-
-
-async def _wave(
-    session: AsyncSession, suite: str, live: list[EvalRun], ids: set[int], done: Mapping[int, repo.Progress]
-) -> WaveOut:
-    """The models with a live run of the wave's scope (previews before full runs), or one of that scope
-    that ended after the oldest live one was queued; each counts by its live run, else its newest."""
-    scope = RunScope.preview if any(r.scope == RunScope.preview for r in live) else RunScope.full
-    since = min(r.created_at for r in live if r.scope == scope)
-    current: dict[int, EvalRun] = {}
-    for run in await repo.runs_ended_since(session, suite, scope, since):
-        if run.model_id in ids:
-            current[run.model_id] = run
-    # A model's live run speaks for it, a running one before a queued one.
-    current.update({r.model_id: r for r in sorted(live, key=lambda r: r.status == RunStatus.running)
-                    if r.scope == scope})
-    live_ids = {r.id for r in live}
-    phases = [_phase(run, run.id in live_ids, done) for run in current.values()]
-    count = {word: sum(phase == word for phase, _ in phases) for word in ("queued", "finished", "failed")}
-    shares = [1.0 if fraction is None else fraction for _, fraction in phases]
-    return WaveOut(scope=scope, models=len(phases), evaluating=len(phases) - sum(count.values()),
-                   queued=count["queued"], done=count["finished"], failed=count["failed"],
-                   fraction=round(sum(shares) / len(shares), 4))
-
-
-# --- methodology ----------------------------------------------------------------------------------
-
-HELD_OUT_SPLIT = "test4"  # the newest gold split; add the next one here when the rules change again
-
-
-@functools.cache  # a pure function of files shipped with the code; about 0.2 s of regular expressions
-def refusal_agreement() -> RefusalAgreementOut:
-    figures = gold.report(gold.rules_agreement())
-    results: list[dict[str, Any]] = list(figures["results"])  # type: ignore[arg-type]
-    held = next(r for r in results if r["split"] == HELD_OUT_SPLIT)
-    return RefusalAgreementOut(
-        rules_version=RULES_VERSION, gold_items=int(figures["gold_items"]),  # type: ignore[arg-type]
-        held_out_split=HELD_OUT_SPLIT, held_out_accuracy=float(held["accuracy"]),
-        results=results,
-        note=("Accuracy and Cohen's kappa of the refusal rules against 280 hand-labelled answers, per split. "
-              "Splits other than the held-out one were used to tune the rules, so their figures are "
-              "optimistic; rules-inconclusive items go to the LLM judge when one is configured."),
-    )

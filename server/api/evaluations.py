@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, status
 
 from core.db import transaction
-from evaluation import service
+from evaluation import status as eval_status
 from evaluation.jobs import request_evaluation
 from evaluation.models import RunReason
 from evaluation.schemas import EvaluateIn, EvaluateOut, EvaluationOut, ProgressSummaryOut, RefusalAgreementOut
@@ -20,7 +20,7 @@ async def get_evaluation(
 ) -> EvaluationOut:
     """The model's latest run (pending, running with progress, finished, or failed with the reason)
     and the category summary of its latest finished run. Held-out items are never shown."""
-    return await service.evaluation_status(session, slug, suite or runtime.settings.eval_suite)
+    return await eval_status.evaluation_status(session, slug, suite or runtime.settings.eval_suite)
 
 
 @router.get("/evaluations/progress")
@@ -29,7 +29,7 @@ async def evaluation_progress(
 ) -> ProgressSummaryOut:
     """The evaluation work in flight: models evaluating, queued and done, the overall share, and each
     model's phase. Status words and fractions only: no item, no error text."""
-    return await service.progress_summary(session, suite or runtime.settings.eval_suite, runtime.settings)
+    return await eval_status.progress_summary(session, suite or runtime.settings.eval_suite, runtime.settings)
 
 
 @router.post("/admin/models/{slug}/evaluate", status_code=status.HTTP_202_ACCEPTED)
@@ -43,11 +43,11 @@ async def evaluate(
                                          RunReason.admin, f"key:{key.id}",
                                          items_per_task=body.items_per_task if body else None)
     async with transaction(runtime.sessions) as session:
-        shown = await service.evaluation_status(session, slug, suite)
+        shown = await eval_status.evaluation_status(session, slug, suite)
     return EvaluateOut(**shown.model_dump(), run_id=requested.run.id, already_active=requested.already_active)
 
 
 @router.get("/methodology/refusal-agreement")
 async def refusal_agreement() -> RefusalAgreementOut:
     """How well the refusal rules agree with the hand-labelled gold set, per split."""
-    return await asyncio.to_thread(service.refusal_agreement)
+    return await asyncio.to_thread(eval_status.refusal_agreement)

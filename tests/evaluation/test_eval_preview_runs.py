@@ -7,7 +7,7 @@ from datetime import timedelta
 from core.db import transaction, utcnow
 from core.settings import Settings
 from evaluation import repository as repo
-from evaluation import service
+from evaluation import service, status
 from evaluation.models import EvalRun, RunReason, RunScope, RunStatus
 from tests.evaluation.test_eval_pg_runs import add_model
 
@@ -41,7 +41,7 @@ async def test_the_leaderboard_reads_the_latest_full_run_and_a_preview_only_with
     async with deps.sessions() as session:
         chosen = (await repo.leaderboard_runs(session, "smoke"))[model.id]
         items = (await repo.latest_scored_items(session, "smoke"))[model.id]
-        shown = await service.evaluation_status(session, "prev-model", "smoke")
+        shown = await status.evaluation_status(session, "prev-model", "smoke")
     assert later_preview.finished_at > full.finished_at
     assert chosen.id == full.id and chosen.scope == RunScope.full and len(items) == full.items_total
     assert shown.latest_run.id == later_preview.id and shown.latest_run.scope == RunScope.preview
@@ -59,7 +59,7 @@ async def _add_run(deps, model, status: RunStatus, finished_minutes_ago: float |
 
 async def _status(deps, slug: str):
     async with deps.sessions() as session:
-        return await service.evaluation_status(session, slug, "smoke")
+        return await status.evaluation_status(session, slug, "smoke")
 
 
 async def test_the_status_keeps_a_failure_that_a_newer_run_would_hide(deps) -> None:
@@ -92,7 +92,7 @@ async def test_the_progress_summary_counts_the_wave_while_a_run_goes(deps, canne
     seen = None
     while not running.done():
         async with deps.sessions() as session:
-            summary = await service.progress_summary(session, "smoke", deps.settings)
+            summary = await status.progress_summary(session, "smoke", deps.settings)
         entry = {m.slug: m for m in summary.models}["wave-a"]
         if entry.phase == "generating" and 0 < entry.fraction < 0.5:
             seen = summary
@@ -105,11 +105,11 @@ async def test_the_progress_summary_counts_the_wave_while_a_run_goes(deps, canne
     phases = {m.slug: (m.phase, m.scope, m.ranked_on) for m in seen.models}
     assert phases["wave-b"] == ("queued", RunScope.preview, None)
     async with deps.sessions() as session:
-        after = await service.progress_summary(session, "smoke", deps.settings)
+        after = await status.progress_summary(session, "smoke", deps.settings)
     assert after.wave.done == 1 and after.wave.queued == 1 and after.wave.fraction == 0.5
     assert {m.slug: m.ranked_on for m in after.models}["wave-a"] == RunScope.preview
     await service.execute_run(deps, runs[1].id)
     async with deps.sessions() as session:
-        idle = await service.progress_summary(session, "smoke", deps.settings)
+        idle = await status.progress_summary(session, "smoke", deps.settings)
     assert not idle.active and idle.wave is None
     assert {m.phase for m in idle.models} == {"finished"}

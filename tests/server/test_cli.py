@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import scratch_root
+
 LIBRA = str(Path(sys.executable).with_name("libra"))
 
 
@@ -91,7 +93,7 @@ def _postgres_running_in(folder: Path) -> bool:
 
 
 def test_embedded_postgres_starts_and_stops_with_the_command() -> None:
-    home = Path("/tmp") / f"libra-cli-{os.getpid()}"  # outside /root: see ARCHITECTURE.md
+    home = scratch_root() / f"libra-cli-{os.getpid()}"  # outside /root: see ARCHITECTURE.md
     env = {"LIBRA_HOME": str(home), "LIBRA_DATABASE_URL": ""}
     result = run("db", "upgrade", env=env)
     assert result.returncode == 0, result.stderr

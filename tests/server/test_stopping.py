@@ -22,6 +22,7 @@ import pytest
 
 from core.db import libpq_url
 from core.pgserver import embedded_postgres
+from tests.conftest import scratch_root
 from tests.evaluation.canned import canned_server
 from tests.server.livesite import LIBRA, free_port, wait_ready
 
@@ -33,8 +34,7 @@ ENV = {"LIBRA_DATABASE_URL": "", "LIBRA_SEED_DEFAULTS": "false", "LIBRA_FIRST_RU
 
 
 def _home() -> Path:
-    root = os.environ.get("LIBRA_TEST_ROOT") or "/tmp"
-    return Path(tempfile.mkdtemp(prefix="libra-stop-", dir=root))
+    return Path(tempfile.mkdtemp(prefix="libra-stop-", dir=scratch_root()))
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
