@@ -75,7 +75,11 @@ class RunOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    error: str | None = Field(description="Why the run failed, when it did.")
+    error: str | None = Field(description="Why the run failed, when it did. An endpoint's own error text is shown "
+                                          "only to the model's submitter and admins; others read "
+                                          "`failed: endpoint error`.")
+    error_category: str | None = Field(default=None, description="The error's stable code, e.g. "
+                                                                 "`backend_unavailable`, `timeout`, `request_rejected`.")
     progress: ProgressOut | None = None
 
 
@@ -83,6 +87,7 @@ class FailureOut(BaseModel):
     run_id: int
     error: str | None
     finished_at: datetime | None
+    error_category: str | None = None
 
 
 class EvaluationOut(BaseModel):

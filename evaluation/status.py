@@ -3,11 +3,13 @@ refusal rules' agreement with the gold set. Reads only; running evaluations is `
 """
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.keys.models import ApiKey, KeyScope
 from core.registry import repository as registry
 from core.registry.models import Contestant, ContestantStatus
 from core.settings import Settings
@@ -34,17 +36,52 @@ _SHOWN = {RunStatus.queued: "pending", RunStatus.running: "running", RunStatus.f
           RunStatus.failed: "failed"}
 
 
-async def evaluation_status(session: AsyncSession, slug: str, suite: str) -> EvaluationOut:
+async def evaluation_status(
+    session: AsyncSession, slug: str, suite: str, *, public: bool = False, viewer: ApiKey | None = None
+) -> EvaluationOut:
+    """`public`: shown over the API to `viewer` (None: a visitor without a key), so an endpoint's error
+    text is replaced by its category unless the viewer owns the model or is an admin."""
     check_suite(suite)
     model = await registry.get_by_slug(session, slug)
     latest = await repo.latest_run(session, model.id, suite)
     ranked = await repo.leaderboard_run(session, model.id, suite)
-    return EvaluationOut(
+    shown = EvaluationOut(
         model=model.slug, suite=suite, status=_SHOWN[latest.status] if latest else "none",
         latest_run=await run_view(session, latest) if latest else None,
         last_failure=await _last_failure(session, model, suite, latest),
         results=results_view(ranked) if ranked else None,
     )
+    return _redacted(shown) if public and _hides_errors(model, viewer) else shown
+
+
+# --- what a visitor sees of a failure: a third-party server's answer is never echoed ---------------
+
+ENDPOINT_ERROR = "failed: endpoint error"
+_ERROR_CODE = re.compile(r"first error: ([a-z_]+):")
+
+
+def _hides_errors(model: Contestant, viewer: ApiKey | None) -> bool:
+    if model.backend_kind != "openai":  # embedded models: the error text is ours
+        return False
+    return viewer is None or not (viewer.scope == KeyScope.admin or viewer.id == model.submitted_by)
+
+
+def error_category(error: str) -> str:
+    """The stable code of a run's error (`backend_unavailable`, `timeout`...), `error` when it has none."""
+    if error.startswith("the backend failed on every item") and "first error: " in error:
+        found = _ERROR_CODE.search(error)
+        return found.group(1) if found else "backend_error"
+    return "error"
+
+
+def _redacted(shown: EvaluationOut) -> EvaluationOut:
+    update = {}
+    for name in ("latest_run", "last_failure"):
+        part = getattr(shown, name)
+        if part is not None and part.error:
+            update[name] = part.model_copy(update={"error": ENDPOINT_ERROR,
+                                                   "error_category": error_category(part.error)})
+    return shown.model_copy(update=update)
 
 
 async def _last_failure(
@@ -59,7 +96,8 @@ async def _last_failure(
         return None
     if finished is not None and finished.finished_at and finished.finished_at >= failed.finished_at:
         return None
-    return FailureOut(run_id=failed.id, error=failed.error, finished_at=failed.finished_at)
+    return FailureOut(run_id=failed.id, error=failed.error, finished_at=failed.finished_at,
+                      error_category=error_category(failed.error) if failed.error else None)
 
 
 def _fraction(p: repo.Progress) -> float:
@@ -76,7 +114,7 @@ async def run_view(session: AsyncSession, run: EvalRun) -> RunOut:
         items_per_task=run.items_per_task, items=run.items_total, cycle_id=run.cycle_id,
         sample_seed=run.sample_seed, suite_version=run.suite_version, run_fingerprint=run.run_fingerprint,
         created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at, error=run.error,
-        progress=progress,
+        error_category=error_category(run.error) if run.error else None, progress=progress,
     )
 
 

@@ -1,8 +1,10 @@
 """A model's config is data: a backend `kind` plus that backend's parameters.
 
 Configs are validated when a model is registered (`parse_backend_config`), are
-frozen, and hold no secrets: an endpoint's API key is named by an environment
-variable or a file path, and read only when the backend is built.
+frozen, and their stored form holds no secrets: an endpoint's API key is named by
+an environment variable or a file path (admin-registered models), or given as a
+value that the service stores encrypted apart from the config and hands back as
+`api_key` only when the backend is built; `api_key` is left out of every dump.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -94,6 +97,10 @@ class OpenAIConfig(_Frozen):
     model: str = Field(min_length=1, max_length=256)
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)
     api_key_file: str | None = Field(default=None, min_length=1, max_length=1024)
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    # "public": every connection is checked by inference.egress (set for submitted models by the
+    # service, never taken from the submitter); "any": maintainers' own endpoints, loopback included.
+    egress: Literal["public", "any"] = "any"
     max_concurrency: int = Field(default=4, ge=1, le=256)
     timeout_s: float = Field(default=60.0, gt=0.0, le=3_600.0)
     max_retries: int = Field(default=3, ge=0, le=10)
@@ -107,6 +114,23 @@ class OpenAIConfig(_Frozen):
         if path and info.data.get("api_key_env"):
             raise ValueError("give api_key_env or api_key_file, not both")
         return path
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_value_alone(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if key is not None and (info.data.get("api_key_env") or info.data.get("api_key_file")):
+            raise ValueError("give api_key, api_key_env or api_key_file, not several")
+        if key is not None and not key.get_secret_value().strip():
+            raise ValueError("the API key is empty")
+        return key
+
+    @field_validator("egress")
+    @classmethod
+    def _public_takes_no_server_key(cls, egress: str, info: ValidationInfo) -> str:
+        # A submitted endpoint must never be sent one of the server's own environment variables or files.
+        if egress == "public" and (info.data.get("api_key_env") or info.data.get("api_key_file")):
+            raise ValueError("an endpoint with egress 'public' takes its key as api_key, not api_key_env/_file")
+        return egress
 
     @property
     def chat_url(self) -> str:

@@ -1,7 +1,8 @@
 """API keys of OpenAI-compatible endpoints.
 
 A model's config names where the key lives (an environment variable or a
-secret file, e.g. a mounted Kubernetes secret); the key itself is read when
+secret file, e.g. a mounted Kubernetes secret; admin-registered models only) or
+carries the value the service decrypted for this build; the key itself is read when
 the backend is built, kept in a `SecretStr` so it never shows in a repr or a
 log line, and never written anywhere.
 """
@@ -20,6 +21,8 @@ from inference.errors import BackendUnavailable
 
 def resolve_api_key(config: OpenAIConfig, environ: Mapping[str, str] | None = None) -> SecretStr | None:
     """The endpoint's key, or None when the config names no key source."""
+    if config.api_key is not None:  # given as a value: decrypted by the service for this build only
+        return SecretStr(config.api_key.get_secret_value().strip())
     if config.api_key_env:
         value = (os.environ if environ is None else environ).get(config.api_key_env, "")
         if not value.strip():

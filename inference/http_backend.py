@@ -20,6 +20,7 @@ import httpx
 from pydantic import SecretStr
 
 from inference.config import OpenAIConfig
+from inference.egress import EgressRefused
 from inference.errors import (
     BackendUnavailable,
     ContextTooLong,
@@ -140,6 +141,8 @@ class OpenAIBackend(BaseBackend):
         try:
             response = await self._client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if isinstance(exc.__cause__, EgressRefused):  # a policy decision: trying again changes nothing
+                return _Failure(RequestRejected(f"cannot connect to {self.name}: {exc.__cause__}"))
             return _Failure(
                 BackendUnavailable(f"cannot connect to {self.name}: {type(exc).__name__}"), retry=True
             )

@@ -26,13 +26,16 @@ class Contestant(Base):
     organisation: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text, default="")
     backend_kind: Mapped[str] = mapped_column(String(32))
-    # Validated by inference.parse_backend_config before it is stored; never holds secrets,
-    # only the names of the environment variable or file that hold them.
+    # Validated by inference.parse_backend_config before it is stored; never holds secrets, only
+    # the names of the environment variable or file that hold them (admin-registered models).
     config: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[ContestantStatus] = mapped_column(
         Enum(ContestantStatus, name="contestant_status", native_enum=False, length=16),
         default=ContestantStatus.pending,
     )
+    # The endpoint's API key given as a value, Fernet-encrypted (core.secrets); never in `config`,
+    # never in a response or a log line.
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     submitted_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     retired_at: Mapped[datetime | None]

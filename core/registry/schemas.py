@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.registry.models import ContestantStatus
 
@@ -30,4 +30,23 @@ class ContestantIn(BaseModel):
     display_name: str = Field(min_length=1, max_length=120)
     organisation: str = Field(min_length=1, max_length=120)
     description: str = Field(default="", max_length=2000)
-    config: dict[str, Any] = Field(description="Backend kind and parameters; see docs/inference.md.")
+    config: dict[str, Any] = Field(
+        description="Backend kind and parameters; see docs/inference.md. A submitter key may give only an `openai` "
+                    "endpoint on a public https URL, its key as `api_key` (stored encrypted, never shown; "
+                    "docs/security.md).",
+    )
+
+    @field_validator("display_name", "organisation", "description", "config")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        # Postgres text and jsonb cannot hold NUL: a 422 naming the field instead of a 500.
+        pending = [value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, str) and "\x00" in item:
+                raise ValueError("must not contain a NUL character (\\u0000)")
+            if isinstance(item, dict):
+                pending.extend([*item.keys(), *item.values()])
+            elif isinstance(item, list):
+                pending.extend(item)
+        return value

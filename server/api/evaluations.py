@@ -8,19 +8,23 @@ from evaluation import status as eval_status
 from evaluation.jobs import request_evaluation
 from evaluation.models import RunReason
 from evaluation.schemas import EvaluateIn, EvaluateOut, EvaluationOut, ProgressSummaryOut, RefusalAgreementOut
-from server.deps import AdminDep, RuntimeDep, SessionDep
+from server.deps import AdminDep, OptionalKeyDep, RuntimeDep, SessionDep
 
 router = APIRouter(tags=["evaluation"])
-SuiteQuery = Annotated[str | None, Query(description="Suite (default: LIBRA_EVAL_SUITE).")]
+SuiteQuery = Annotated[str | None, Query(
+    description="Suite (default: LIBRA_EVAL_SUITE).", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+)]
 
 
 @router.get("/models/{slug}/evaluation")
 async def get_evaluation(
-    slug: str, session: SessionDep, runtime: RuntimeDep, suite: SuiteQuery = None
+    slug: str, session: SessionDep, runtime: RuntimeDep, key: OptionalKeyDep, suite: SuiteQuery = None
 ) -> EvaluationOut:
     """The model's latest run (pending, running with progress, finished, or failed with the reason)
-    and the category summary of its latest finished run. Held-out items are never shown."""
-    return await eval_status.evaluation_status(session, slug, suite or runtime.settings.eval_suite)
+    and the category summary of its latest finished run. Held-out items are never shown. The error text
+    of an endpoint is shown only with the submitter's key or an admin key; others read its category."""
+    return await eval_status.evaluation_status(session, slug, suite or runtime.settings.eval_suite,
+                                               public=True, viewer=key)
 
 
 @router.get("/evaluations/progress")

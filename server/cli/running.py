@@ -124,6 +124,7 @@ def serve_model(
 ) -> None:
     """Serve one registered model as an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models)."""
     from core.registry import repository as registry
+    from core.secrets import backend_config
     from inference import BackendPool, parse_backend_config
     from inference.openai_server import build_app
 
@@ -134,8 +135,8 @@ def serve_model(
     with database(settings) as url:  # only to look the model up; the endpoint needs no database
         migrate.upgrade(url)
         model = in_transaction(url, lambda session: registry.get_by_slug(session, name))
-    pool = BackendPool()
-    app = build_app(pool.get(parse_backend_config(model.config)), model.slug)
+    pool = BackendPool(egress_allow=settings.egress_allow)
+    app = build_app(pool.get(parse_backend_config(backend_config(model, settings))), model.slug)
     typer.secho(f"{model.slug} is served at http://{host}:{port}/v1  (OpenAI-compatible; Ctrl-C stops)",
                 fg=typer.colors.GREEN)
     try:

@@ -38,7 +38,8 @@ async def _key(runtime, scope: KeyScope) -> dict[str, str]:
 
 async def _submit(client, runtime, slug: str, config: dict) -> None:
     body = {"slug": slug, "display_name": slug, "organisation": "Lab", "config": config}
-    response = await client.post("/api/v1/models", json=body, headers=await _key(runtime, KeyScope.submitter))
+    # An admin key: only admins may register endpoints on loopback (docs/security.md).
+    response = await client.post("/api/v1/models", json=body, headers=await _key(runtime, KeyScope.admin))
     assert response.status_code == 201, response.text
 
 
@@ -84,9 +85,12 @@ async def test_a_failed_run_shows_the_reason(client, runtime) -> None:
     dead = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0}
     await _submit(client, runtime, "dead-model", dead)
     await _work(runtime)
-    body = (await client.get("/api/v1/models/dead-model/evaluation")).json()
+    body = (await client.get("/api/v1/models/dead-model/evaluation", headers=await _key(runtime, KeyScope.admin))).json()
     assert body["status"] == "failed" and body["results"] is None
     assert "backend failed on every item" in body["latest_run"]["error"]
+    public = (await client.get("/api/v1/models/dead-model/evaluation")).json()  # an endpoint's text is not public
+    assert public["latest_run"]["error"] == "failed: endpoint error"
+    assert public["latest_run"]["error_category"] == "backend_unavailable"
 
 
 async def test_admin_reevaluation_keeps_one_queued_run_per_model(client, runtime, canned) -> None:

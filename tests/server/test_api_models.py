@@ -7,7 +7,8 @@ from core.keys.models import KeyScope
 from core.keys.service import create_key
 from server.seed import seed_defaults
 
-GOOD_CONFIG = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "MY_KEY"}
+# What a submitter key may register: a public https endpoint (tests/server/test_submission_security.py).
+GOOD_CONFIG = {"kind": "openai", "base_url": "https://api.example.com/v1", "model": "m"}
 
 
 async def _key(runtime, scope: KeyScope) -> dict[str, str]:  # noqa: ANN001
