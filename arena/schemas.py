@@ -1,9 +1,16 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from arena.models import AnswerStatus, BattleStatus, Verdict
+
+
+def storable_text(value: str) -> str:
+    """Postgres text cannot hold NUL; refusing it here gives a 422 naming the field, not a 500."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return value
 
 
 class BattleIn(BaseModel):
@@ -11,6 +18,13 @@ class BattleIn(BaseModel):
 
     # The length cap is a setting (413 above it), checked by the service, not here.
     prompt: str = Field(min_length=1, description="The visitor's prompt.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return storable_text(value)
 
 
 class AnswerOut(BaseModel):

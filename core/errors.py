@@ -5,6 +5,7 @@ Domain code raises ``LibraError``; the web layer turns it into the JSON error sh
 """
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 
 @dataclass
@@ -13,6 +14,8 @@ class LibraError(Exception):
     status: int = 400
     code: str = "bad_request"
     field: str | None = None
+    # Extra HTTP response headers, e.g. ``Retry-After`` on a 429; the CLI ignores them.
+    headers: dict[str, str] = dataclass_field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.message

@@ -25,3 +25,19 @@ class ApiKey(Base):
     scope: Mapped[KeyScope] = mapped_column(Enum(KeyScope, name="key_scope", native_enum=False, length=16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class RateCounter(Base):
+    """A fixed-window counter (rate limits of anonymous clients, quotas of keys), one row per bucket.
+
+    Counted in Postgres, not in process memory, so a limit holds across several API processes; here
+    beside the keys because quotas are per key and Alembic reads this module's tables.
+    """
+
+    __tablename__ = "rate_counters"
+
+    bucket: Mapped[str] = mapped_column(String(160), primary_key=True)  # e.g. "battles:addr:10.0.0.1"
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    count: Mapped[int]

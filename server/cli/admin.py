@@ -1,14 +1,17 @@
 """Maintainer commands: migrations, API keys, models."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import migrate
 from core.keys.models import KeyScope
-from core.keys.service import create_key
+from core.keys.schemas import KeyOut
+from core.keys.service import create_key, list_keys, revoke_key
 from core.registry import repository as registry
 from core.registry.models import ContestantStatus
 from core.registry.schemas import ContestantIn
@@ -42,13 +45,54 @@ def db_current() -> None:
 def keys_create(
     scope: Annotated[KeyScope, typer.Option(help="submitter: may submit models; admin: everything.")],
     name: Annotated[str, typer.Option(help="Whose key this is, for the audit log.")] = "unnamed",
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days (default: never).")] = None,
 ) -> None:
     """Create an API key. It is printed once; only its hash is stored."""
     with database(load_settings()) as url:
         migrate.upgrade(url)
-        issued = in_transaction(url, lambda s: create_key(s, name, scope, actor="cli"))
+        issued = in_transaction(url, lambda s: create_key(s, name, scope, actor="cli",
+                                                          expires_in_days=expires_in_days))
     typer.echo(issued.plaintext)
     typer.echo(f"(key {issued.id}, scope {issued.scope.value}: store it now, it is not shown again)", err=True)
+
+
+def _key_state(key: KeyOut) -> str:
+    if key.revoked_at:
+        return "revoked"
+    return "expired" if key.expires_at and key.expires_at <= datetime.now(UTC) else "active"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+@keys_app.command("list")
+@friendly
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List every API key (never its secret or hash)."""
+    with database(load_settings()) as url:
+        migrate.upgrade(url)
+        rows = in_transaction(url, _keys_out)
+    if as_json:
+        typer.echo(json.dumps([{**k.model_dump(mode="json"), "state": _key_state(k)} for k in rows], indent=2))
+        return
+    for k in rows:
+        typer.echo(f"{k.id:<5} {k.prefix:<9} {k.scope.value:<10} {_key_state(k):<8} "
+                   f"expires {_when(k.expires_at):<16} last used {_when(k.last_used_at):<16} {k.name}")
+
+
+async def _keys_out(session: AsyncSession) -> list[KeyOut]:
+    return [KeyOut.model_validate(k) for k in await list_keys(session)]
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(key_id: Annotated[int, typer.Argument(metavar="ID", help="The key's id (see `keys list`).")]) -> None:
+    """Revoke a key: its next request gets 401."""
+    with database(load_settings()) as url:
+        migrate.upgrade(url)
+        key = in_transaction(url, lambda s: revoke_key(s, key_id, actor="cli"))
+    typer.echo(f"revoked key {key.id} ({key.name}, scope {key.scope.value})")
 
 
 @models_app.command("list")

@@ -1,0 +1,59 @@
+"""SQL of keys and fixed-window counters."""
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import utcnow
+from core.keys.models import ApiKey, RateCounter
+
+
+async def by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
+    return await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+
+
+async def by_id(session: AsyncSession, key_id: int) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def list_all(session: AsyncSession) -> list[ApiKey]:
+    return list(await session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+async def touch(session: AsyncSession, key_id: int) -> None:
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+
+
+@dataclass(frozen=True)
+class Hit:
+    count: int  # hits in the current window, this one included
+    retry_after_s: int  # seconds until the window ends
+
+
+# The window is computed from the database's clock, so API processes on hosts with skewed clocks agree.
+_WINDOW_START = text("to_timestamp(floor(extract(epoch FROM clock_timestamp()) / :window) * :window)")
+
+
+async def hit(session: AsyncSession, bucket: str, window_s: int) -> Hit:
+    """Counts one hit in ``bucket``'s current window, atomically (one upsert, row-locked by Postgres)."""
+    start = _WINDOW_START.bindparams(window=window_s)
+    stmt = insert(RateCounter).values(bucket=bucket, window_start=start, count=1)
+    same_window = RateCounter.window_start == stmt.excluded.window_start
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[RateCounter.bucket],
+        set_={"count": case((same_window, RateCounter.count + 1), else_=1),
+              "window_start": stmt.excluded.window_start},
+    )
+    left = func.extract("epoch", RateCounter.window_start) + window_s - func.extract("epoch", func.clock_timestamp())
+    count, seconds_left = (await session.execute(stmt.returning(RateCounter.count, left))).one()
+    return Hit(count, max(1, math.ceil(float(seconds_left))))
+
+
+async def purge_counters(session: AsyncSession, older_than_s: int) -> int:
+    """Drops counters whose window ended long ago (clients that went away)."""
+    cutoff = func.clock_timestamp() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s)
+    result = await session.execute(delete(RateCounter).where(RateCounter.window_start < cutoff))
+    return result.rowcount or 0
