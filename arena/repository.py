@@ -52,6 +52,15 @@ async def pair_counts(session: AsyncSession, dimension: str) -> Sequence[PairCou
     return (await session.scalars(select(PairCount).where(PairCount.dimension == dimension))).all()
 
 
+async def fail_battle(session: AsyncSession, battle_id: uuid.UUID) -> None:
+    """A battle whose generation was interrupted ends failed (if it is still generating)."""
+    await session.execute(
+        update(Battle)
+        .where(Battle.id == battle_id, Battle.status == BattleStatus.generating)
+        .values(status=BattleStatus.failed, finished_at=utcnow())
+    )
+
+
 async def fail_stale_battles(session: AsyncSession, older_than: datetime) -> int:
     """Battles left 'generating' by a crash become 'failed', so none stays half-done."""
     result = await session.execute(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,6 +25,8 @@ from core.db import transaction, utcnow
 from core.errors import LibraError, conflict
 from core.registry import repository as registry
 from core.registry.models import Contestant, ContestantStatus
+from core.secrets import backend_config
+from core.settings import Settings
 from inference import BackendPool, InferenceError, Message, SamplingParams, parse_backend_config
 
 log = logging.getLogger(__name__)
@@ -44,20 +47,39 @@ def draw_pair(ids: Sequence[int], rng: np.random.Generator) -> tuple[int, int]:
     return ids[int(first)], ids[int(second)]
 
 
-async def _answer(pool: BackendPool, model: Contestant, prompt: str, limits: BattleLimits) -> BattleAnswer:
-    backend = pool.get(parse_backend_config(model.config))
+# Shown to visitors: short and fixed, never the backend's own message (it may name hosts or files).
+_SHORT_ERRORS = {
+    "timeout": "the model took too long to answer",
+    "rate_limited": "the model is busy; try again later",
+    "context_length_exceeded": "the prompt is too long for this model",
+    "backend_unavailable": "the model is unavailable right now",
+    "model_file_missing": "the model's files are not installed",
+    "request_rejected": "the model's endpoint refused the request",
+    "incomplete_generation": "the model stopped before finishing its answer",
+}
+
+
+async def _answer(
+    pool: BackendPool, model: Contestant, prompt: str, limits: BattleLimits, settings: Settings | None
+) -> BattleAnswer:
     params = SamplingParams(max_tokens=limits.max_tokens)
     try:
+        # Building the backend is inside the try: a missing key or an unloadable engine fails this side only.
+        backend = pool.get(parse_backend_config(backend_config(model, settings)))  # with its decrypted key
         result = await asyncio.wait_for(backend.generate([Message("user", prompt)], params), limits.timeout_s)
-    except (InferenceError, TimeoutError) as exc:
+    except (InferenceError, TimeoutError, ValidationError) as exc:
         log.warning("arena.answer.failed", extra={"model": model.slug, "error": type(exc).__name__})
         return BattleAnswer(status=AnswerStatus.error, text="", error=_describe(exc))
-    status = AnswerStatus.ok if result.text.strip() else AnswerStatus.error
-    style = style_features(result.text)
+    except Exception:  # a backend bug fails its side of the battle, never the request
+        log.exception("arena.answer.crashed", extra={"model": model.slug})
+        return BattleAnswer(status=AnswerStatus.error, text="", error="the model failed to answer")
+    text = without_nul(result.text)  # Postgres text cannot hold NUL
+    status = AnswerStatus.ok if text.strip() else AnswerStatus.error
+    style = style_features(text)
     return BattleAnswer(
         style_length=style.length, style_headers=style.headers, style_lists=style.lists, style_bold=style.bold,
         status=status,
-        text=result.text,
+        text=text,
         error=None if status == AnswerStatus.ok else "the model returned an empty answer",
         finish_reason=result.finish_reason,
         completion_tokens=result.completion_tokens,
@@ -66,17 +88,28 @@ async def _answer(pool: BackendPool, model: Contestant, prompt: str, limits: Bat
 
 
 def _describe(exc: BaseException) -> str:
-    return "the model took too long to answer" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return _SHORT_ERRORS["timeout"]
+    if isinstance(exc, ValidationError):
+        return "the model's configuration is not valid"
+    return _SHORT_ERRORS.get(getattr(exc, "code", ""), "the model failed to answer")
+
+
+def without_nul(text: str) -> str:
+    return text.replace("\x00", "")
 
 
 async def start_battle(
-    sessions: async_sessionmaker[AsyncSession], pool: BackendPool, prompt: str, limits: BattleLimits
+    sessions: async_sessionmaker[AsyncSession], pool: BackendPool, prompt: str, limits: BattleLimits,
+    settings: Settings | None = None,
 ) -> BattleOut:
     if len(prompt) > limits.max_prompt_chars:
         raise LibraError(
             f"the prompt has {len(prompt)} characters; the limit is {limits.max_prompt_chars}",
             status=413, code="prompt_too_long", field="prompt",
         )
+    if "\x00" in prompt:
+        raise LibraError("the prompt contains a NUL character", status=422, code="invalid_prompt", field="prompt")
     seed = secrets.randbits(31)
     async with transaction(sessions) as session:
         active = await registry.list_all(session, ContestantStatus.active)
@@ -85,10 +118,20 @@ async def start_battle(
                         model_b_id=b_id, sampling_seed=seed)
         session.add(battle)
     models = {m.id: m for m in active}
-    answers = await asyncio.gather(
-        _answer(pool, models[a_id], prompt, limits), _answer(pool, models[b_id], prompt, limits)
-    )
+    try:
+        answers = await asyncio.gather(
+            _answer(pool, models[a_id], prompt, limits, settings),
+            _answer(pool, models[b_id], prompt, limits, settings),
+        )
+    except BaseException:  # cancelled (the client left, shutdown): the battle ends failed, not 'generating'
+        await asyncio.shield(_fail(sessions, battle.id))
+        raise
     return await _store_answers(sessions, battle.id, answers)
+
+
+async def _fail(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID) -> None:
+    async with transaction(sessions) as session:
+        await repo.fail_battle(session, battle_id)
 
 
 async def _store_answers(

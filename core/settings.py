@@ -3,10 +3,11 @@
 Every field is documented in the README's settings table; keep the two in step.
 """
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     )
     eval_recover_cron: str = Field(default="* * * * *", description="Cron of the stalled-run recovery job.")
     worker_concurrency: int = Field(default=1, ge=1, description="Evaluations one worker runs at once.")
+    max_engines: int = Field(
+        default=8, ge=1, le=256, description="GPU/transformers engines kept loaded; the least recently used goes."
+    )
     stop_timeout_s: float = Field(
         default=10.0, ge=1, le=600, description="Ctrl-C/SIGTERM: seconds before running jobs are cut off."
     )
@@ -60,8 +64,39 @@ class Settings(BaseSettings):
     )
     arena_blend_capability: float = Field(default=0.0, ge=0, le=1, description="Weight of helpfulness votes in c.")
     arena_blend_safety: float = Field(default=0.0, ge=0, le=1, description="Weight of safety votes in s.")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Fernet key that encrypts endpoint API keys at rest. Unset: one is generated "
+                                  "once into LIBRA_HOME/secret.key (mode 0600).",
+    )
+    allow_http_endpoints: bool = Field(
+        default=False, description="Let submitters register plain-http endpoints (https only when false).",
+    )
+    egress_allow: str = Field(
+        default="", description="Comma-separated CIDRs that submitted endpoints may reach although private "
+                                "(e.g. your own vLLM servers).",
+    )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines instead of text.")
+    # Keys, limits and headers (docs/security.md)
+    quota_models_per_day: int = Field(default=5, ge=0, description="Models one key may submit per UTC day.")
+    quota_evals_in_flight: int = Field(
+        default=3, ge=0, description="Queued or running evaluations of one key's models before submits get 429."
+    )
+    rate_window_s: int = Field(default=600, ge=1, le=86_400, description="Window of the per-client rate limits.")
+    rate_battles: int = Field(default=30, ge=0, description="Battles one client may start per window.")
+    rate_votes: int = Field(default=60, ge=0, description="Votes one client may cast per window.")
+    rate_address_factor: int = Field(
+        default=4, ge=1, description="One address (many clients behind a NAT) may do this many times a client's limit."
+    )
+    session_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of the anonymous session cookie. Unset: generated once into "
+                                  "LIBRA_HOME/session.key (set it when API processes run on several hosts).",
+    )
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated proxy addresses/networks whose X-Forwarded-For is believed."
+    )
+    max_body_bytes: int = Field(default=65536, ge=1024, description="Largest request body (413 above it).")
+    cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS (unset: none).")
 
     @field_validator("log_level")
     @classmethod
@@ -70,3 +105,13 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an address or network") from None
+        return value

@@ -191,18 +191,24 @@ async def reevaluate(context: procrastinate.JobContext, timestamp: int) -> int:
 async def recover_stalled(context: procrastinate.JobContext, timestamp: int) -> int:
     settings: Settings = context.additional_context["settings"]
     manager = context.app.job_manager
+    sessions = context.additional_context["sessions"]
     stalled = list(await manager.get_stalled_jobs(
         task_name=RUN_TASK, seconds_since_heartbeat=settings.eval_stalled_after_s
     ))
+    async with transaction(sessions) as session:
+        # A worker whose heartbeat is late but which still executes the run is not stalled: retrying
+        # its job would run the evaluation twice at once (the executing process holds the run's lock).
+        stalled = [job for job in stalled
+                   if not await service.run_is_executing(session, job.task_kwargs.get("run_id", -1))]
     for job in stalled:
         try:
             await manager.retry_job(job)
         except Exception:  # noqa: BLE001 - a newer job of the same run already waits: this one is done
             await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
         log.warning("evaluation.run.requeued_stalled", extra={"job": job.id, "scheduled_at": timestamp})
-    sessions = context.additional_context["sessions"]
     async with transaction(sessions) as session:
-        orphans = await repo.runs_without_live_job(session)
+        orphans = [(run, model) for run, model in await repo.runs_without_live_job(session)
+                   if not await service.run_is_executing(session, run.id)]
     for orphan, model in orphans:  # a stop whose requeue failed (database gone), or a lost job
         await _defer_again(sessions, context.app, orphan, model)
         log.warning("evaluation.run.requeued_orphan", extra={"run": orphan.id, "scheduled_at": timestamp})

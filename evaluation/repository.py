@@ -309,10 +309,16 @@ def _generation_row(record: GenerationRecord) -> dict[str, Any]:
     return {
         "fingerprint": record.fingerprint, "task": record.task, "task_version": record.task_version,
         "item_id": record.item_id, "messages": [dict(m) for m in record.messages], "status": record.status,
-        "text": record.text, "error": record.error, "finish_reason": usage.get("finish_reason"),
+        "text": _without_nul(record.text), "error": _without_nul(record.error),
+        "finish_reason": usage.get("finish_reason"),
         "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
         "latency_s": usage.get("latency_s"), "created_at": now, "updated_at": now,
     }
+
+
+def _without_nul(value: str | None) -> str | None:
+    """Postgres text cannot hold NUL, and a model may well emit one."""
+    return value.replace("\x00", "") if value is not None else None
 
 
 def _generation_record(row: EvalGeneration) -> GenerationRecord:

@@ -9,18 +9,20 @@ killed worker loses at most one batch, and whoever executes the run again (the r
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from core.audit import repository as audit
 from core.db import transaction, utcnow
 from core.errors import LibraError, conflict
 from core.registry import repository as registry
 from core.registry.models import Contestant, ContestantStatus
+from core.secrets import backend_config
 from core.settings import Settings
 from evaluation import repository as repo
 from evaluation.models import EvalRun, RunReason, RunScope, RunStatus
@@ -143,8 +145,17 @@ async def execute_run(
 
     Cancelled (a worker stopping), the run keeps its finished batches. With ``on_stop`` (a job's) it
     becomes ``queued`` again and ``on_stop(run, model)`` defers its next attempt; without it (``libra
-    eval``) it is ``failed`` with the reason.
+    eval``) it is ``failed`` with the reason. A second execution of a run still executing elsewhere
+    (a job retried as stalled while its worker lives) waits for the first to end, then resumes or
+    returns what it left.
     """
+    async with _owning(deps, run_id):
+        return await _execute(deps, run_id, listener, on_stop)
+
+
+async def _execute(
+    deps: EvalDeps, run_id: int, listener: ProgressListener | None, on_stop: OnStop | None
+) -> EvalRun:
     claimed = await _claim(deps, run_id)
     if claimed is None:
         async with transaction(deps.sessions) as session:
@@ -169,6 +180,49 @@ async def execute_run(
     except Exception as exc:
         await _fail(deps, run.id, f"{type(exc).__name__}: {exc}")
         raise
+
+
+# The first key of pg_advisory_lock(int, int) for evaluation runs (the second is the run id).
+RUN_LOCK_SPACE = 0x4C52  # "LR"
+OWNER_POLL_S = 0.5
+
+
+@contextlib.asynccontextmanager
+async def _owning(deps: EvalDeps, run_id: int) -> AsyncIterator[None]:
+    """Hold the run's session-level advisory lock on a connection of its own while executing it.
+
+    The lock lives as long as the executing process's connection: a killed worker loses it at once,
+    while a live one keeps it however slow its batches, whatever procrastinate's heartbeat says.
+    """
+    engine = deps.sessions.kw["bind"]
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        waited = False
+        while not await _lock_run(conn, "pg_try_advisory_lock", run_id):
+            if not waited:
+                log.warning("evaluation.run.waiting_for_owner", extra={"run": run_id})
+                waited = True
+            await asyncio.sleep(OWNER_POLL_S)
+        try:
+            yield
+        finally:
+            try:
+                await asyncio.shield(_lock_run(conn, "pg_advisory_unlock", run_id))
+            except BaseException:  # never return a connection that may still hold the lock to the pool
+                await conn.invalidate()
+                raise
+
+
+async def _lock_run(conn: AsyncConnection, function: str, run_id: int) -> bool:
+    statement = text(f"SELECT {function}(:space, :run)")
+    return bool(await conn.scalar(statement, {"space": RUN_LOCK_SPACE, "run": run_id}))
+
+
+async def run_is_executing(session: AsyncSession, run_id: int) -> bool:
+    """Whether a live process executes the run now (holds its advisory lock)."""
+    query = text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                 "AND classid::bigint = :space AND objid::bigint = :run AND objsubid = 2)")
+    return bool(await session.scalar(query, {"space": RUN_LOCK_SPACE, "run": run_id}))
 
 
 async def _claim(deps: EvalDeps, run_id: int) -> tuple[EvalRun, Contestant] | None:
@@ -206,7 +260,7 @@ async def _plan(deps: EvalDeps, run: EvalRun, model: Contestant) -> Plan:
     judge = await _judge(deps)
     work = await asyncio.to_thread(plan_run, suite.tasks, run_settings, sample)
     fingerprint = run_fingerprint_of(run_settings, suite.version, judge, sample)
-    backend = deps.backends.get(parse_backend_config(model.config))
+    backend = deps.backends.get(parse_backend_config(backend_config(model, deps.settings)))
     return Plan(suite, sample, run_settings, judge, backend, params, work, fingerprint)
 
 
@@ -218,7 +272,7 @@ async def _judge(deps: EvalDeps) -> RefusalJudge | None:
     async with transaction(deps.sessions) as session:
         judge_model = await registry.get_by_slug(session, slug)
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=JUDGE_MAX_TOKENS, seed=0)
-    backend = deps.backends.get(parse_backend_config(judge_model.config))
+    backend = deps.backends.get(parse_backend_config(backend_config(judge_model, deps.settings)))
     key = f"{slug}#{model_fingerprint(judge_model.config)}#max_tokens={JUDGE_MAX_TOKENS}"
     return RefusalJudge(backend_generate(backend, params), key)
 

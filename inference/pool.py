@@ -4,13 +4,22 @@ Build it once at application startup (lifespan) and close it at shutdown. It
 owns the shared `httpx.AsyncClient`, the lazily loaded llama.cpp models, one
 concurrency limit per HTTP endpoint, and the GPU engines (loaded once per
 config: a vLLM engine takes the whole GPU).
+
+Engines are bounded: at most ``max_engines`` stay loaded, and the least recently used idle one is
+closed to make room. `get` hands out an `EngineHandle`, not the engine itself: every call borrows
+the engine for its duration, so an engine is never closed under a running call (one evicted while
+busy is closed when its last call ends), and a handle whose engine was evicted loads it again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +34,24 @@ from inference.config import (
     parse_backend_config,
 )
 from inference.credentials import resolve_api_key
+from inference.egress import guarded_client, parse_networks
 from inference.llamacpp.backend import LlamaCppBackend
 from inference.llamacpp.files import default_cache_dir
 from inference.llamacpp.runtime import ModelCache, ModelKey
-from inference.protocol import Backend
+from inference.protocol import Backend, BatchItem, Conversation
+from inference.stream import GenerationStream, StreamEnd, StreamEvent
+from inference.types import GenerationResult, SamplingParams
 
 logger = logging.getLogger(__name__)
+
+EngineConfig = VLLMConfig | TransformersConfig
+
+
+@dataclass
+class _Slot:
+    engine: Backend
+    in_flight: int = 0
+    evicted: bool = False
 
 
 class BackendPool:
@@ -42,39 +63,68 @@ class BackendPool:
         cache_dir: Path | None = None,
         http_client: httpx.AsyncClient | None = None,
         environ: Mapping[str, str] | None = None,
+        max_engines: int = 8,
+        engine_factory: Callable[[EngineConfig], Backend] | None = None,
+        egress_allow: str | Sequence[str] | None = None,
     ) -> None:
+        if max_engines < 1:
+            raise ValueError("max_engines must be at least 1")
         self._owns_client = http_client is None
         self._client = http_client or httpx.AsyncClient(
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
         )
         self._models = ModelCache(cache_dir or default_cache_dir())
         self._environ = environ
+        # Submitted endpoints ("egress": "public") get their own client whose connections are checked.
+        if egress_allow is None:
+            egress_allow = (os.environ if environ is None else environ).get("LIBRA_EGRESS_ALLOW", "")
+        self._public_client = guarded_client(
+            parse_networks(egress_allow), httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        )
         self._endpoint_limits: dict[str, asyncio.Semaphore] = {}
-        self._engines: dict[BackendConfig, Backend] = {}
+        self._max_engines = max_engines
+        self._build = engine_factory or _build_engine
+        self._engines: OrderedDict[EngineConfig, _Slot] = OrderedDict()  # least recently used first
+        self._closing: set[asyncio.Task[None]] = set()
+        self._close_later: list[Backend] = []  # evicted with no running event loop
 
     @property
     def http_client(self) -> httpx.AsyncClient:
         return self._client
 
+    @property
+    def engine_count(self) -> int:
+        """Engines loaded now (evicted ones still finishing a call not counted)."""
+        return len(self._engines)
+
     def get(self, config: BackendConfig | Mapping[str, Any]) -> Backend:
         """The backend for a config (a validated config or its dict)."""
-        if not isinstance(config, (LlamaCppConfig, OpenAIConfig, VLLMConfig, TransformersConfig)):
-            config = parse_backend_config(config)
+        config = _validated(config)
         if isinstance(config, LlamaCppConfig):
             key = ModelKey(config.model, config.n_ctx, config.n_threads)
             return LlamaCppBackend(config, self._models.get(key))
         if isinstance(config, OpenAIConfig):
             return self._openai(config)
-        return self._engine(config)
+        self._slot(config)  # built now, so that a config that cannot load fails here
+        return EngineHandle(self, config)
+
+    async def evict(self, config: BackendConfig | Mapping[str, Any]) -> None:
+        """Close the engine of a config (a retired model); one in use is closed when its calls end."""
+        config = _validated(config)
+        if isinstance(config, (VLLMConfig, TransformersConfig)) and (slot := self._engines.pop(config, None)):
+            self._retire(config, slot)
+        await self._settle()
 
     async def aclose(self) -> None:
-        engines, self._engines = list(self._engines.values()), {}
-        for engine in engines:
-            await engine.aclose()
+        slots, self._engines = list(self._engines.values()), OrderedDict()
+        for slot in slots:
+            await slot.engine.aclose()
+        await self._settle()
         # Joining the model threads blocks until their current token loop ends.
         await asyncio.to_thread(self._models.close)
         if self._owns_client:
             await self._client.aclose()
+        await self._public_client.aclose()
 
     def _openai(self, config: OpenAIConfig) -> Backend:
         from inference.http_backend import OpenAIBackend
@@ -82,14 +132,102 @@ class BackendPool:
         # One limit per endpoint, shared by every model served from it.
         endpoint = str(config.base_url)
         limit = self._endpoint_limits.setdefault(endpoint, asyncio.Semaphore(config.max_concurrency))
-        return OpenAIBackend(config, self._client, limit, resolve_api_key(config, self._environ))
+        client = self._public_client if config.egress == "public" else self._client
+        return OpenAIBackend(config, client, limit, resolve_api_key(config, self._environ))
 
-    def _engine(self, config: VLLMConfig | TransformersConfig) -> Backend:
-        engine = self._engines.get(config)
-        if engine is None:
-            engine = self._engines[config] = _build_engine(config)
+    def _slot(self, config: EngineConfig) -> _Slot:
+        slot = self._engines.get(config)
+        if slot is None:
+            self._make_room()
+            slot = self._engines[config] = _Slot(self._build(config))
             logger.info("inference.pool.engine.created", extra={"kind": config.kind, "model": config.model})
-        return engine
+        self._engines.move_to_end(config)
+        return slot
+
+    def _make_room(self) -> None:
+        while len(self._engines) >= self._max_engines:
+            # The least recently used idle engine; if every one is busy, the least recently used
+            # one leaves the pool now and is closed when its last call ends.
+            idle = [c for c, s in self._engines.items() if s.in_flight == 0]
+            victim = idle[0] if idle else next(iter(self._engines))
+            self._retire(victim, self._engines.pop(victim))
+
+    def _retire(self, config: EngineConfig, slot: _Slot) -> None:
+        slot.evicted = True
+        logger.info("inference.pool.engine.evicted", extra={"kind": config.kind, "model": config.model})
+        if slot.in_flight == 0:
+            self._close_soon(slot.engine)
+
+    def _close_soon(self, engine: Backend) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(engine.aclose())
+        except RuntimeError:  # no running loop: closed by the next evict() or aclose()
+            self._close_later.append(engine)
+            return
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _settle(self) -> None:
+        engines, self._close_later = self._close_later, []
+        for engine in engines:
+            await engine.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    @contextmanager
+    def _borrowed(self, config: EngineConfig) -> Iterator[Backend]:
+        slot = self._slot(config)
+        slot.in_flight += 1
+        try:
+            yield slot.engine
+        finally:
+            slot.in_flight -= 1
+            if slot.evicted and slot.in_flight == 0:
+                self._close_soon(slot.engine)
+
+
+class EngineHandle:
+    """An engine as `BackendPool.get` hands it out: each call borrows the pool's current engine.
+
+    Closing a handle closes nothing: the pool owns the engine.
+    """
+
+    def __init__(self, pool: BackendPool, config: EngineConfig) -> None:
+        self._pool, self._config = pool, config
+
+    @property
+    def name(self) -> str:
+        return f"{self._config.kind}:{self._config.model}"
+
+    def stream(self, messages: Conversation, params: SamplingParams) -> GenerationStream:
+        return GenerationStream(self._relay(list(messages), params))
+
+    async def generate(self, messages: Conversation, params: SamplingParams) -> GenerationResult:
+        with self._pool._borrowed(self._config) as engine:
+            return await engine.generate(messages, params)
+
+    async def generate_batch(
+        self, conversations: Sequence[Conversation], params: SamplingParams
+    ) -> list[BatchItem]:
+        with self._pool._borrowed(self._config) as engine:
+            return await engine.generate_batch(conversations, params)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def _relay(self, messages: Conversation, params: SamplingParams) -> AsyncIterator[StreamEvent]:
+        with self._pool._borrowed(self._config) as engine:
+            async with engine.stream(messages, params) as inner:
+                async for chunk in inner:
+                    yield chunk
+                result = inner.result
+            yield StreamEnd(result.finish_reason, result.prompt_tokens, result.completion_tokens)
+
+
+def _validated(config: BackendConfig | Mapping[str, Any]) -> BackendConfig:
+    if isinstance(config, (LlamaCppConfig, OpenAIConfig, VLLMConfig, TransformersConfig)):
+        return config
+    return parse_backend_config(config)
 
 
 def _build_engine(config: VLLMConfig | TransformersConfig) -> Backend:

@@ -8,6 +8,7 @@ from importlib import resources
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -15,6 +16,8 @@ from starlette.exceptions import HTTPException
 from core.errors import LibraError
 from core.settings import Settings
 from server.api import battles, evaluations, health, leaderboard, models
+from server.api import keys as keys_api
+from server.middleware import BodyLimit, SecurityHeaders, SessionCookie
 from server.openapi import install_docs
 from server.runtime import Runtime, close_runtime, open_runtime
 from server.workers import Workers, slots_for
@@ -27,7 +30,9 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
 
 
 async def _libra_error(_: Request, exc: LibraError) -> JSONResponse:
-    return _error(exc.status, exc.code, exc.message, exc.field)
+    response = _error(exc.status, exc.code, exc.message, exc.field)
+    response.headers.update(exc.headers)  # e.g. Retry-After on a 429
+    return response
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -77,6 +82,17 @@ def _lifespan(settings: Settings, database_url: str, with_worker: bool):
     return lifespan
 
 
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    # The last added runs first: headers go on every answer, the 413 and CORS preflights included.
+    app.add_middleware(SessionCookie, settings=settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # closed unless configured: without the middleware browsers refuse cross-origin reads
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "If-None-Match"])
+    app.add_middleware(SecurityHeaders)
+
+
 def create_app(settings: Settings, database_url: str, *, with_worker: bool = False) -> FastAPI:
     app = FastAPI(
         title="Libra Arena",
@@ -92,6 +108,8 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     app.add_exception_handler(Exception, _unexpected)
     for router in (health.router, models.router, battles.router, evaluations.router, leaderboard.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(keys_api.router, prefix="/api/v1")
+    _add_middleware(app, settings)
     install_docs(app)
     app.mount("/", StaticFiles(directory=str(resources.files("frontend")), html=True), name="frontend")
     return app

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import transaction
 from core.keys.models import ApiKey, KeyScope
-from core.keys.service import authenticate, require_scope
+from core.keys.service import authenticate, record_use, require_scope
+from server.limits import check_submission_quota
 from server.runtime import Runtime
 
 
@@ -26,7 +27,10 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit runs when the handler returns, *before* the response is sent. FastAPI's
+# default for yield dependencies (since 0.118) runs it after the response, so a client could read
+# its own write back too early, and a failed commit would follow a 200 (tests/server/test_commit_timing.py).
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 # Declared as an HTTP bearer scheme so that the OpenAPI document (and Swagger's Authorize button) knows
@@ -38,12 +42,19 @@ _bearer = HTTPBearer(
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def get_key(session: SessionDep, bearer: BearerDep) -> ApiKey:
-    return await authenticate(session, bearer.credentials if bearer else None)
+async def get_key(request: Request, runtime: RuntimeDep, session: SessionDep, bearer: BearerDep) -> ApiKey:
+    key = await authenticate(session, bearer.credentials if bearer else None)
+    # Its own transaction, committed now: the use of an admin key is audited even if the action fails.
+    async with transaction(runtime.sessions) as own:
+        await record_use(own, key, request.method, request.url.path)
+    return key
 
 
-async def submitter_key(key: Annotated[ApiKey, Depends(get_key)]) -> ApiKey:
+async def submitter_key(key: Annotated[ApiKey, Depends(get_key)], runtime: RuntimeDep,
+                        session: SessionDep) -> ApiKey:
+    """What submitting a model takes: the scope, and room in the key's quotas (429 otherwise)."""
     require_scope(key, KeyScope.submitter, KeyScope.admin)
+    await check_submission_quota(session, runtime.settings, key)
     return key
 
 
@@ -54,3 +65,11 @@ async def admin_key(key: Annotated[ApiKey, Depends(get_key)]) -> ApiKey:
 
 SubmitterDep = Annotated[ApiKey, Depends(submitter_key)]
 AdminDep = Annotated[ApiKey, Depends(admin_key)]
+
+
+async def optional_key(session: SessionDep, bearer: BearerDep) -> ApiKey | None:
+    """The caller's key when one is sent (then it must be valid: 401 otherwise), else None: a public visitor."""
+    return await authenticate(session, bearer.credentials) if bearer else None
+
+
+OptionalKeyDep = Annotated[ApiKey | None, Depends(optional_key)]

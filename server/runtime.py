@@ -41,7 +41,7 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
     engine = create_engine(database_url)
     jobs = build_job_app(database_url, settings)
     await jobs.open_async()
-    backends = BackendPool()
+    backends = BackendPool(max_engines=settings.max_engines, egress_allow=settings.egress_allow)
     return Runtime(settings, engine, create_sessionmaker(engine), backends, jobs)
 
 

@@ -34,5 +34,8 @@ class CannedBackendPoolForTests:
             return self.real.get(config)
         return CannedTextBackendForTests(getattr(config, "system_prompt", None) and "guarded" or config.kind)
 
+    async def evict(self, config) -> None:  # noqa: ANN001
+        await self.real.evict(config)
+
     async def aclose(self) -> None:
         await self.real.aclose()

@@ -90,7 +90,7 @@ def eval_(
 async def _evaluate(
     settings: Settings, url: str, slugs: list[str], suite: str, limit: int | None
 ) -> list[EvalRun]:
-    engine, backends = create_engine(url), BackendPool()
+    engine, backends = create_engine(url), BackendPool(max_engines=settings.max_engines, egress_allow=settings.egress_allow)
     deps = service.EvalDeps(create_sessionmaker(engine), settings, backends)
     try:
         async with transaction(deps.sessions) as session:

@@ -96,5 +96,8 @@ class CannedDefaultsPoolForTests:
         kind = config.get("kind") if isinstance(config, dict) else config.kind
         return self.real.get(self._config if kind == "llamacpp" else config)
 
+    async def evict(self, config) -> None:  # noqa: ANN001
+        await self.real.evict(config)
+
     async def aclose(self) -> None:
         await self.real.aclose()
