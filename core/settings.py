@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     allow_http_endpoints: bool = Field(
         default=False, description="Let submitters register plain-http endpoints (https only when false).",
     )
+    auto_approve: bool = Field(
+        default=False, description="A submitted model enters the arena when its first evaluation finishes, "
+                                   "without an admin's approval.",
+    )
     egress_allow: str = Field(
         default="", description="Comma-separated CIDRs that submitted endpoints may reach although private "
                                 "(e.g. your own vLLM servers).",

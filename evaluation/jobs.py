@@ -175,11 +175,11 @@ async def _defer_again(
 
 
 async def reevaluate(context: procrastinate.JobContext, timestamp: int) -> int:
-    """Periodic: a new cycle for every model that is active or still waiting for its first run."""
+    """Periodic: a new cycle for every model not retired (active, awaiting review, or still waiting for
+    its first run; an evaluating one keeps its live run)."""
     deps = _deps(context)
     async with transaction(deps.sessions) as session:
-        models = [m.slug for m in await registry.list_all(session)
-                  if m.status in (ContestantStatus.active, ContestantStatus.pending)]
+        models = [m.slug for m in await registry.list_all(session) if m.status != ContestantStatus.retired]
     for slug in models:
         await queue_evaluation(
             deps.sessions, context.app, deps.settings, slug, None, RunReason.periodic, "system"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import transaction, utcnow
 from core.errors import not_found
+from core.keys.models import ApiKey, KeyScope
 from core.registry.models import Contestant, ContestantStatus
 from evaluation.models import EvalGeneration, EvalRun, EvalRunItem, EvalScore, RunScope, RunStatus
 from evaluation.runs.store import RETRYABLE, GenerationRecord
@@ -176,14 +177,29 @@ async def first_generation_error(session: AsyncSession, run_id: int) -> str | No
     return await session.scalar(query)
 
 
-async def activate_if_pending(session: AsyncSession, model_id: int) -> bool:
-    """A submitted model becomes active (drawn into battles, ranked) after its first finished run."""
-    result = await session.execute(
+_FIRST_EVALUATION = (ContestantStatus.pending, ContestantStatus.evaluating)
+
+
+async def finish_first_evaluation(session: AsyncSession, model_id: int, auto_approve: bool) -> ContestantStatus | None:
+    """After a model's first finished run: a model submitted with a submitter key waits for an admin's
+    approval (``evaluated``) unless ``auto_approve``; any other becomes ``active`` (drawn, ranked) as before.
+    None when the model was past its first evaluation already."""
+    model = await session.get_one(Contestant, model_id, with_for_update=True)
+    if model.status not in _FIRST_EVALUATION:
+        return None
+    submitter = await session.scalar(select(ApiKey.scope).where(ApiKey.id == model.submitted_by))
+    reviewed = submitter is not None and submitter != KeyScope.admin and not auto_approve
+    model.status = ContestantStatus.evaluated if reviewed else ContestantStatus.active
+    return model.status
+
+
+async def reset_if_evaluating(session: AsyncSession, model_id: int) -> None:
+    """A first run that failed leaves its model ``pending`` again: nothing evaluates it now."""
+    await session.execute(
         update(Contestant)
-        .where(Contestant.id == model_id, Contestant.status == ContestantStatus.pending)
-        .values(status=ContestantStatus.active)
+        .where(Contestant.id == model_id, Contestant.status == ContestantStatus.evaluating)
+        .values(status=ContestantStatus.pending)
     )
-    return bool(result.rowcount)
 
 
 def _leaderboard_runs(suite: str, model_id: int | None = None) -> Any:

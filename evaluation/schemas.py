@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.registry.schemas import ContestantOut
 from evaluation.models import RunReason, RunScope
 
 ShownStatus = Literal["pending", "running", "finished", "failed"]
@@ -155,3 +156,10 @@ class RefusalAgreementOut(BaseModel):
     held_out_accuracy: float
     results: list[dict[str, Any]]
     note: str
+
+
+class OwnModelOut(BaseModel):
+    """A model as the key that submitted it sees it: its status, and its evaluation with errors in full."""
+
+    model: ContestantOut
+    evaluation: EvaluationOut

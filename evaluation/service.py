@@ -26,6 +26,7 @@ from core.secrets import backend_config
 from core.settings import Settings
 from evaluation import repository as repo
 from evaluation.models import EvalRun, RunReason, RunScope, RunStatus
+from evaluation.runs.endpoint_check import check_endpoint, needs_endpoint_check
 from evaluation.runs.fingerprints import model_fingerprint, score_fingerprint
 from evaluation.runs.generation import backend_generate, batching_for
 from evaluation.runs.runner import (
@@ -233,6 +234,8 @@ async def _claim(deps: EvalDeps, run_id: int) -> tuple[EvalRun, Contestant] | No
         model = await session.get_one(Contestant, run.model_id)
         now = utcnow()
         run.status, run.started_at, run.heartbeat_at = RunStatus.running, run.started_at or now, now
+        if model.status == ContestantStatus.pending:
+            model.status = ContestantStatus.evaluating
         # A live run saves at least one batch per batch timeout; quieter than that, its process is gone.
         s = deps.settings
         quiet = now - timedelta(seconds=s.eval_batch_timeout_s + s.eval_stalled_after_s)
@@ -261,6 +264,8 @@ async def _plan(deps: EvalDeps, run: EvalRun, model: Contestant) -> Plan:
     work = await asyncio.to_thread(plan_run, suite.tasks, run_settings, sample)
     fingerprint = run_fingerprint_of(run_settings, suite.version, judge, sample)
     backend = deps.backends.get(parse_backend_config(backend_config(model, deps.settings)))
+    if needs_endpoint_check(model.config):
+        await check_endpoint(backend)
     return Plan(suite, sample, run_settings, judge, backend, params, work, fingerprint)
 
 
@@ -341,12 +346,14 @@ async def _finish(deps: EvalDeps, run: EvalRun, plan: Plan, report: RunReport) -
         run = await repo.get_run(session, run.id, lock=True)
         if report.results and all(r.status in RETRYABLE for r in report.results):
             error = await repo.first_generation_error(session, run.id)
+            await repo.reset_if_evaluating(session, run.model_id)
             return _mark_failed(run, f"the backend failed on every item; first error: {error}")
         run.summary = run_summary(report.results, expected)
         run.status, run.finished_at, run.error = RunStatus.finished, utcnow(), None
-        activated = await repo.activate_if_pending(session, run.model_id)
+        became = await repo.finish_first_evaluation(session, run.model_id, deps.settings.auto_approve)
     log.info("evaluation.run.finished", extra={"run": run.id, "generated": report.generated,
-                                               "reused": report.reused_generations, "activated": activated})
+                                               "reused": report.reused_generations,
+                                               "model_status": became.value if became else None})
     return run
 
 
@@ -391,4 +398,6 @@ async def _interrupted(deps: EvalDeps, run_id: int, on_stop: OnStop | None) -> N
 
 async def _fail(deps: EvalDeps, run_id: int, message: str) -> EvalRun:
     async with transaction(deps.sessions) as session:
-        return _mark_failed(await repo.get_run(session, run_id, lock=True), message)
+        run = await repo.get_run(session, run_id, lock=True)
+        await repo.reset_if_evaluating(session, run.model_id)
+        return _mark_failed(run, message)

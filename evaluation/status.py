@@ -68,7 +68,7 @@ def _hides_errors(model: Contestant, viewer: ApiKey | None) -> bool:
 
 def error_category(error: str) -> str:
     """The stable code of a run's error (`backend_unavailable`, `timeout`...), `error` when it has none."""
-    if error.startswith("the backend failed on every item") and "first error: " in error:
+    if error.startswith(("the backend failed on every item", "endpoint check failed")) and "first error: " in error:
         found = _ERROR_CODE.search(error)
         return found.group(1) if found else "backend_error"
     return "error"

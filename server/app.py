@@ -109,6 +109,7 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     for router in (health.router, models.router, battles.router, evaluations.router, leaderboard.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(keys_api.router, prefix="/api/v1")
+    app.include_router(models.review_router, prefix="/api/v1")
     _add_middleware(app, settings)
     install_docs(app)
     app.mount("/", StaticFiles(directory=str(resources.files("frontend")), html=True), name="frontend")

@@ -9,10 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core import secrets
 from core.audit import repository as audit
 from core.db import transaction
-from core.errors import LibraError
+from core.errors import LibraError, conflict
+from core.keys.models import ApiKey, KeyScope
 from core.registry import repository as registry
 from core.registry.models import Contestant, ContestantStatus
-from core.registry.schemas import ContestantIn
+from core.registry.schemas import ContestantIn, ContestantUpdate
 from core.settings import Settings
 from evaluation.jobs import queue_evaluation
 from evaluation.models import RunReason
@@ -106,11 +107,72 @@ async def submit(
     async with transaction(sessions) as session:
         contestant = await register(session, entry, ContestantStatus.pending, actor, key_id,
                                     submitter=not admin, settings=settings)
+    await _queue_first(sessions, jobs, settings, contestant, actor)
+    return contestant
+
+
+async def approve(session: AsyncSession, slug: str, actor: str) -> Contestant:
+    """An admin lets an evaluated submission into the arena and onto the leaderboard."""
+    contestant = await registry.get_by_slug(session, slug)
+    if contestant.status != ContestantStatus.evaluated:
+        raise conflict(f"model {slug!r} is {contestant.status.value}; only an evaluated model can be approved")
+    contestant.status = ContestantStatus.active
+    audit.record(session, actor, "model.approved", f"model:{slug}")
+    return contestant
+
+
+async def owned(session: AsyncSession, slug: str, key: ApiKey) -> Contestant:
+    """The model, if `key` submitted it (or is an admin key); 403 otherwise."""
+    contestant = await registry.get_by_slug(session, slug)
+    if key.scope != KeyScope.admin and contestant.submitted_by != key.id:
+        raise LibraError(f"model {slug!r} was not submitted with this key", status=403, code="forbidden")
+    return contestant
+
+
+async def withdraw(session: AsyncSession, slug: str, key: ApiKey) -> Contestant:
+    contestant = await owned(session, slug, key)
+    await registry.retire(session, contestant)
+    audit.record(session, f"key:{key.id}", "model.withdrawn", f"model:{slug}")
+    return contestant
+
+
+async def update(
+    sessions: async_sessionmaker[AsyncSession], jobs: procrastinate.App, settings: Settings,
+    slug: str, entry: ContestantUpdate, key: ApiKey,
+) -> Contestant:
+    """The owner changes its endpoint or shown fields: validated as at registration, then the model is
+    `pending` again (out of the arena until evaluated and approved anew) and a new evaluation is queued."""
+    actor = f"key:{key.id}"
+    async with transaction(sessions) as session:
+        contestant = await owned(session, slug, key)
+        if contestant.status in (ContestantStatus.retired, ContestantStatus.evaluating):
+            raise conflict(f"model {slug!r} is {contestant.status.value} and cannot be changed now")
+        _apply_update(contestant, entry, settings, submitter=key.scope != KeyScope.admin)
+        audit.record(session, actor, "model.updated", f"model:{slug}", config=entry.config is not None)
+    await _queue_first(sessions, jobs, settings, contestant, actor)
+    return contestant
+
+
+def _apply_update(contestant: Contestant, entry: ContestantUpdate, settings: Settings, *, submitter: bool) -> None:
+    for name in ("display_name", "organisation", "description"):
+        if (value := getattr(entry, name)) is not None:
+            setattr(contestant, name, value)
+    if entry.config is not None:
+        config = validated_config(entry.config, submitter=submitter, settings=settings)
+        key_value = entry.config.get("api_key") if config["kind"] == "openai" else None
+        contestant.backend_kind, contestant.config = config["kind"], config
+        contestant.api_key_encrypted = secrets.encrypt(settings, str(key_value).strip()) if key_value else None
+    contestant.status = ContestantStatus.pending
+
+
+async def _queue_first(
+    sessions: async_sessionmaker[AsyncSession], jobs: procrastinate.App, settings: Settings,
+    contestant: Contestant, actor: str,
+) -> None:
     try:
         await queue_evaluation(sessions, jobs, settings, contestant.slug, None, RunReason.submission, actor)
     except Exception:  # the submission stands; the periodic re-evaluation also picks up pending models
         log.exception("evaluation.queue.failed", extra={"model": contestant.slug})
-    return contestant
 
 
 async def retire(session: AsyncSession, slug: str, actor: str) -> Contestant:

@@ -58,12 +58,19 @@ async def submitter_key(key: Annotated[ApiKey, Depends(get_key)], runtime: Runti
     return key
 
 
+async def owner_key(key: Annotated[ApiKey, Depends(get_key)]) -> ApiKey:
+    """Reading or withdrawing one's own models: the scope only, no quota."""
+    require_scope(key, KeyScope.submitter, KeyScope.admin)
+    return key
+
+
 async def admin_key(key: Annotated[ApiKey, Depends(get_key)]) -> ApiKey:
     require_scope(key, KeyScope.admin)
     return key
 
 
 SubmitterDep = Annotated[ApiKey, Depends(submitter_key)]
+OwnerDep = Annotated[ApiKey, Depends(owner_key)]
 AdminDep = Annotated[ApiKey, Depends(admin_key)]
 
 

@@ -13,6 +13,8 @@ from core.db import Base, utcnow
 
 class ContestantStatus(enum.StrEnum):
     pending = "pending"  # submitted, waiting for its first evaluation
+    evaluating = "evaluating"  # its first evaluation runs now
+    evaluated = "evaluated"  # evaluated, waiting for an admin's approval (docs/security.md)
     active = "active"  # may be drawn into battles and ranked
     retired = "retired"  # kept for history, never drawn again
 

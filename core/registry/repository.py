@@ -18,6 +18,11 @@ async def list_all(session: AsyncSession, status: ContestantStatus | None = None
     return (await session.scalars(query)).all()
 
 
+async def list_submitted_by(session: AsyncSession, key_id: int) -> Sequence[Contestant]:
+    query = select(Contestant).where(Contestant.submitted_by == key_id).order_by(Contestant.id)
+    return (await session.scalars(query)).all()
+
+
 async def get_by_slug(session: AsyncSession, slug: str) -> Contestant:
     found = await session.scalar(select(Contestant).where(Contestant.slug == slug))
     if found is None:

@@ -50,3 +50,20 @@ class ContestantIn(BaseModel):
             elif isinstance(item, list):
                 pending.extend(item)
         return value
+
+
+class ContestantUpdate(BaseModel):
+    """What the owner of a submitted model may change; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=120)
+    organisation: str | None = Field(default=None, min_length=1, max_length=120)
+    description: str | None = Field(default=None, max_length=2000)
+    config: dict[str, Any] | None = Field(
+        default=None, description="A new backend config, validated as at registration (`ContestantIn.config`).",
+    )
+
+    _storable = field_validator("display_name", "organisation", "description", "config")(
+        ContestantIn._storable.__func__  # type: ignore[attr-defined]
+    )

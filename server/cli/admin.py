@@ -107,7 +107,7 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
                                 "display_name": m.display_name} for m in rows], indent=2))
         return
     for m in rows:
-        typer.echo(f"{m.slug:<32} {m.status.value:<8} {m.backend_kind:<12} {m.display_name}")
+        typer.echo(f"{m.slug:<32} {m.status.value:<10} {m.backend_kind:<12} {m.display_name}")
 
 
 def _read_config(config: str) -> dict:
@@ -139,3 +139,13 @@ def models_add(
         migrate.upgrade(url)
         model = in_transaction(url, lambda s: contestants.register(s, entry, status, actor="cli"))
     typer.echo(f"registered {model.slug} ({model.status.value}, backend {model.backend_kind})")
+
+
+@models_app.command("approve")
+@friendly
+def models_approve(slug: Annotated[str, typer.Argument(help="An evaluated model's slug.")]) -> None:
+    """Let an evaluated submission into the arena and onto the leaderboard (docs/security.md)."""
+    with database(load_settings()) as url:
+        migrate.upgrade(url)
+        model = in_transaction(url, lambda s: contestants.approve(s, slug, actor="cli"))
+    typer.echo(f"approved {model.slug} ({model.status.value})")
