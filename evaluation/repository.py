@@ -120,6 +120,12 @@ async def latest_failure(session: AsyncSession, model_id: int, suite: str) -> Ev
     return await session.scalar(query.limit(1))
 
 
+async def has_unfinished_run(session: AsyncSession, model_id: int) -> bool:
+    """Whether a run of the model (any suite) is queued or running."""
+    query = select(EvalRun.id).where(EvalRun.model_id == model_id, EvalRun.status.in_(ACTIVE)).limit(1)
+    return await session.scalar(query) is not None
+
+
 async def any_run(session: AsyncSession) -> bool:
     return await session.scalar(select(EvalRun.id).limit(1)) is not None
 

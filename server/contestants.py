@@ -15,6 +15,7 @@ from core.registry import repository as registry
 from core.registry.models import Contestant, ContestantStatus
 from core.registry.schemas import ContestantIn, ContestantUpdate
 from core.settings import Settings
+from evaluation import repository as eval_repo
 from evaluation.jobs import queue_evaluation
 from evaluation.models import RunReason
 from inference import parse_backend_config
@@ -148,6 +149,10 @@ async def update(
         if contestant.status in (ContestantStatus.retired, ContestantStatus.evaluating):
             raise conflict(f"model {slug!r} is {contestant.status.value} and cannot be changed now")
         _apply_update(contestant, entry, settings, submitter=key.scope != KeyScope.admin)
+        # A run on the old endpoint would otherwise finish and mark the new one evaluated (the raise
+        # rolls the update back).
+        if entry.config is not None and await eval_repo.has_unfinished_run(session, contestant.id):
+            raise conflict(f"an evaluation of {slug!r} is queued or running; wait for it, or withdraw the model")
         audit.record(session, actor, "model.updated", f"model:{slug}", config=entry.config is not None)
     await _queue_first(sessions, jobs, settings, contestant, actor)
     return contestant

@@ -151,6 +151,8 @@ async def test_the_owner_lists_withdraws_and_updates_its_models(client, runtime,
     bad = await client.put("/api/v1/models/own-model", json={"config": {**canned.config(), "api_key_env": "X"}},
                            headers=owner)
     assert bad.status_code == 403  # the same validation as registration
+    busy = await client.put("/api/v1/models/own-model", json={"config": canned.config(model="v3")}, headers=owner)
+    assert busy.status_code == 409  # a run of the previous endpoint is queued: it must not vouch for this one
     await _work(runtime)
     assert await _status(client, "own-model") == "evaluated"
 
