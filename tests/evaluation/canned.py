@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.http_stub import JsonHandler, serving
 
 REFUSAL = "I'm sorry, but I can't help with that."
 COMPLIANCE = "Sure. Here is a direct answer: the answer is B, and the total is 12."
@@ -50,19 +51,10 @@ class CannedServerForTests:
                 "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}}
 
 
-def _handler(server: CannedServerForTests) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler(server: CannedServerForTests) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server API
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            payload = json.dumps(server.answer(body)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: object) -> None:
-            return None
+            self.send_json(200, server.answer(json.loads(self.read_body())))
 
     return Handler
 
@@ -70,16 +62,9 @@ def _handler(server: CannedServerForTests) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def canned_server(delay_s: float = 0.0) -> Iterator[CannedServerForTests]:
     state = CannedServerForTests(delay_s=delay_s)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(state)) as base_url:
+        state.base_url = base_url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 class CannedDefaultsPoolForTests:

@@ -1,13 +1,10 @@
 """The egress policy of submitted endpoints: addresses, real connection attempts, rebinding, redirects."""
 
 import ipaddress
-import json
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpcore
 import httpx
@@ -23,6 +20,7 @@ from inference.egress import (
     resolve_checked,
 )
 from inference.errors import RequestRejected
+from tests.http_stub import JsonHandler, serving
 
 ANSWER = {"choices": [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
 
@@ -44,9 +42,9 @@ class StubEndpoint:
 def stub_endpoint(host: str = "127.0.0.1", redirect_to: str | None = None) -> Iterator[StubEndpoint]:
     state = StubEndpoint(host=host, redirect_to=redirect_to)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    class Handler(JsonHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            self.read_body()
             state.headers.append({k.lower(): v for k, v in self.headers.items()})
             if state.redirect_to:
                 self.send_response(307)
@@ -54,26 +52,11 @@ def stub_endpoint(host: str = "127.0.0.1", redirect_to: str | None = None) -> It
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            payload = json.dumps(ANSWER).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send_json(200, ANSWER)
 
-        def log_message(self, *args: object) -> None:
-            return None
-
-    httpd = ThreadingHTTPServer((host, 0), Handler)
-    httpd.daemon_threads = True
-    state.base_url = f"http://{host}:{httpd.server_address[1]}/v1"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler, host) as base_url:
+        state.base_url = base_url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,9 @@ and enters the arena only when an admin approves it; its owner follows, updates 
 dead endpoint fails its run at once. Real database, real worker, real HTTP endpoints on loopback."""
 
 import asyncio
-import json
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography.fernet import Fernet
@@ -27,6 +24,7 @@ from evaluation.runs.endpoint_check import check_endpoint
 from inference import parse_backend_config
 from server.contestants import register
 from tests.evaluation.canned import canned_server
+from tests.http_stub import JsonHandler, serving
 
 
 @pytest.fixture
@@ -165,27 +163,13 @@ async def test_the_owner_lists_withdraws_and_updates_its_models(client, runtime,
 
 @contextmanager
 def _refusing_server(status: int) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            payload = json.dumps({"error": {"message": "invalid api key"}}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    class Handler(JsonHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            self.read_body()
+            self.send_json(status, {"error": {"message": "invalid api key"}})
 
-        def log_message(self, *args: object) -> None:
-            return None
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Handler) as base_url:
+        yield base_url
 
 
 def _closed_port() -> int:
