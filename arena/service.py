@@ -108,8 +108,6 @@ async def start_battle(
             f"the prompt has {len(prompt)} characters; the limit is {limits.max_prompt_chars}",
             status=413, code="prompt_too_long", field="prompt",
         )
-    if "\x00" in prompt:
-        raise LibraError("the prompt contains a NUL character", status=422, code="invalid_prompt", field="prompt")
     seed = secrets.randbits(31)
     async with transaction(sessions) as session:
         active = await registry.list_all(session, ContestantStatus.active)

@@ -92,12 +92,8 @@ async def defer_run(
     """Defer the job of a committed, queued run. Every job of a pair shares its ``lock`` (never two at
     once); each priority has its own queueing lock, so a run deferred at a lower priority (the first
     start's full runs) can wait behind the pair's preview. Higher priorities are fetched first."""
-    lock = pair_lock(model.id, run.suite)
-    queueing_lock = lock if priority == 0 else f"{lock}:priority:{priority}"
     try:
-        job_id = await app.tasks[RUN_TASK].configure(
-            queue=queue_for(model.backend_kind), lock=lock, queueing_lock=queueing_lock, priority=priority
-        ).defer_async(run_id=run.id)
+        job_id = await _defer_job(app, run, model, priority)
     except AlreadyEnqueued:  # a concurrent request queued the pair a moment ago: keep that one
         async with transaction(sessions) as session:
             await repo.delete_run(session, run.id)
@@ -160,14 +156,21 @@ async def _requeue(
         notes.append(note)
 
 
+async def _defer_job(app: procrastinate.App, run: EvalRun, model: Contestant, priority: int = 0) -> int:
+    """The run's job on its backend's queue; raises AlreadyEnqueued if the pair already waits."""
+    lock = pair_lock(model.id, run.suite)
+    queueing_lock = lock if priority == 0 else f"{lock}:priority:{priority}"
+    return await app.tasks[RUN_TASK].configure(
+        queue=queue_for(model.backend_kind), lock=lock, queueing_lock=queueing_lock, priority=priority
+    ).defer_async(run_id=run.id)
+
+
 async def _defer_again(
     sessions: async_sessionmaker[AsyncSession], app: procrastinate.App, run: EvalRun, model: Contestant
 ) -> None:
-    lock = pair_lock(model.id, run.suite)
+    """Defer an interrupted or orphaned run again, keeping the run and its saved rows."""
     try:
-        job_id = await app.tasks[RUN_TASK].configure(
-            queue=queue_for(model.backend_kind), lock=lock, queueing_lock=lock
-        ).defer_async(run_id=run.id)
+        job_id = await _defer_job(app, run, model)
     except AlreadyEnqueued:  # a waiting job of this pair resumes it anyway
         return
     async with transaction(sessions) as session:
