@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     eval_batch_timeout_s: float = Field(default=900.0, gt=0, description="Time limit for one generation batch.")
     eval_seed: int = Field(default=0, ge=0, description="Run seed: sampling seed and attack transforms.")
     eval_judge: str | None = Field(default=None, description="Slug of a registered model used as refusal judge.")
+    eval_min_items_per_category: int = Field(
+        default=5, ge=1, description="Scored items a model needs in every category before it is ranked "
+                                     "(below: shown, not ranked).",
+    )
+    eval_private_dir: Path | None = Field(
+        default=None, description="A maintainer's private folder of held-out items (never in the repository; "
+                                  "docs/evaluation.md). Unset and no secret seed: no private held-out set.",
+    )
+    eval_heldout_secret: SecretStr | None = Field(
+        default=None, description="Secret seed that derives each cycle's held-out items from the public data. "
+                                  "Unset and no private folder: no private held-out set.",
+    )
     eval_stalled_after_s: float = Field(
         default=60.0, gt=10, description="A run job whose worker sent no heartbeat this long is retried."
     )
@@ -61,6 +73,9 @@ class Settings(BaseSettings):
     leaderboard_seed: int = Field(default=0, ge=0, description="Seed of the snapshot's random generator.")
     leaderboard_missing: Literal["unranked", "partial"] = Field(
         default="unranked", description="What a model missing a required category becomes."
+    )
+    leaderboard_min_votes: int = Field(
+        default=30, ge=0, description="Arena votes a model needs before its rating is no longer provisional.",
     )
     arena_blend_capability: float = Field(default=0.0, ge=0, le=1, description="Weight of helpfulness votes in c.")
     arena_blend_safety: float = Field(default=0.0, ge=0, le=1, description="Weight of safety votes in s.")

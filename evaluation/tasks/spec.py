@@ -87,12 +87,25 @@ class LoadedTask:
             "task": self.name,
             "axis": self.spec.axis.value,
             "category": self.spec.category,
+            "cluster": self.cluster(item),
         }
         harm = item.meta.get("harm_category", self.spec.harm_category)
         if harm is not None:
             labels["harm_category"] = harm
             labels["severity"] = item.meta.get("severity", self.spec.severity)
         return labels
+
+    def cluster(self, item: Item) -> str:
+        """The unit that is resampled as one: the base prompt with all its attack wrappings.
+
+        Tasks that read the same source (the direct risky prompts and each adversarial wrapping of
+        them) give an item the same cluster, so its answers are not counted as independent draws.
+        An item may name its own cluster in ``meta`` (e.g. rephrasings of one request).
+        """
+        if "cluster" in item.meta:
+            return str(item.meta["cluster"])
+        source = self.spec.source
+        return f"{source.package or source.kind}:{source.path}#{item.id}"
 
 
 def load_task(spec: TaskSpec, data: LoadedData) -> LoadedTask:
