@@ -16,22 +16,30 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import spearmanr
 
-from ranking import bootstrap_intervals, fisher_intervals, fit_bradley_terry  # noqa: E402
-from ranking.bradley_terry import SCALE, pair_problem, prior_precision  # noqa: E402
-from ranking.intervals import resample_counts  # noqa: E402
-from ranking.simulate import SimulatedArena, counts_from_pairs, simulate_arena, simulate_counts  # noqa: E402
+from ranking import (
+    ScoreConfig,
+    TaskInfo,
+    aggregate_scores,
+    bootstrap_intervals,
+    fisher_intervals,
+    fit_bradley_terry,
+)
+from ranking.bradley_terry import SCALE, pair_problem, prior_precision
+from ranking.intervals import resample_counts
+from ranking.libra import resampled_mean
+from ranking.simulate import SimulatedArena, counts_from_pairs, simulate_arena, simulate_counts
 
 N_MODELS = 50
 TIE_SHARE = 0.28
@@ -47,14 +55,15 @@ class Settings:
     coverage_boards: int
     coverage_votes: int
     coverage_rounds: int
+    item_replicates: int
 
 
 def settings(quick: bool) -> Settings:
     if quick:
         # Coverage boards of 1M votes: numpy draws binomials with n*p < 30 by
         # inversion, so resampling 100k-vote boards is the slower case.
-        return Settings((100_000, 1_000_000), 1, 200, 1_000_000, 200)
-    return Settings((100_000, 1_000_000), 3, 200, 100_000, 1000)
+        return Settings((100_000, 1_000_000), 1, 200, 1_000_000, 200, 600)
+    return Settings((100_000, 1_000_000), 3, 200, 100_000, 1000, 1000)
 
 
 def timed(work: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -142,7 +151,7 @@ def measure_ours(arena: SimulatedArena, repeats: int, rng: np.random.Generator) 
     problem = pair_problem(counts, fit.rated, fit.ties, fit.prior_strength)
     resample_s, _ = timed(lambda: resample_counts(problem, OUR_ROUNDS, rng), repeats)
     fisher = fisher_intervals(counts, fit)
-    step = lambda: bootstrap_intervals(counts, fit_bradley_terry(counts), rounds=OUR_ROUNDS, rng=rng)  # noqa: E731
+    step = lambda: bootstrap_intervals(counts, fit_bradley_terry(counts), rounds=OUR_ROUNDS, rng=rng)
     return {
         "count_seconds": count_s,
         "fit_seconds": fit_s,
@@ -168,7 +177,7 @@ def measure_reference(arena: SimulatedArena, repeats: int, rng: np.random.Genera
     dedup_s, rows = timed(lambda: deduplicate(arena), max(repeats, 3))
     fit_s, ratings = timed(lambda: reference_fit(rows, n), max(repeats, 5))
     boot_s, _ = timed(lambda: reference_bootstrap(rows, n, REFERENCE_ROUNDS, rng), repeats)
-    whole = lambda: reference_bootstrap(deduplicate(arena), n, 3, rng)  # noqa: E731
+    whole = lambda: reference_bootstrap(deduplicate(arena), n, 3, rng)
     return {
         "dedup_seconds": dedup_s,
         "rows_after_dedup": int(rows.weight.size),
@@ -230,6 +239,90 @@ def coverage(s: Settings, rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+# --- coverage of the evaluation-side (c, s) intervals on clustered items ----------
+
+ITEM_TASKS = (
+    TaskInfo("qa", "knowledge", "capability"),
+    TaskInfo("direct", "direct-risk", "safety"),
+    TaskInfo("wrapped", "adversarial", "safety"),
+)
+ITEM_MEANS = (0.02, 0.05, 0.2, 0.5, 0.8, 0.95, 0.98)
+ITEM_CLUSTERS, ITEM_WRAPPINGS, ITEM_QA, ITEM_CONCENTRATION = 16, 4, 30, 2.0
+
+
+@dataclass(frozen=True)
+class ItemDraw:
+    score: np.ndarray
+    task: np.ndarray
+    cluster: np.ndarray
+
+
+def draw_items(mean: float, rng: np.random.Generator) -> ItemDraw:
+    """One model's items with known true mean: base prompts with a latent pass chance, wrapped several times.
+
+    Each base prompt's chance is Beta(mean * 2, (1 - mean) * 2), strongly
+    spread, so its wrappings are correlated as real attack wrappings are; the
+    capability task has independent items with the same true mean.
+    """
+    k, m = ITEM_CLUSTERS, ITEM_WRAPPINGS
+    chance = rng.beta(mean * ITEM_CONCENTRATION, (1 - mean) * ITEM_CONCENTRATION, k)
+    direct = rng.random(k) < chance
+    wrapped = (rng.random((k, m)) < chance[:, None]).ravel()
+    qa = rng.random(ITEM_QA) < mean
+    score = np.concatenate([qa, direct, wrapped]).astype(np.float64)
+    task = np.repeat([0, 1, 2], [ITEM_QA, k, k * m])
+    cluster = np.concatenate([10_000 + np.arange(ITEM_QA), np.arange(k), np.repeat(np.arange(k), m)])
+    return ItemDraw(score, task, cluster)
+
+
+def item_hits(mean: float, rounds: int, rng: np.random.Generator) -> tuple[bool, bool, bool, float]:
+    """Coverage of s and c by the leaderboard's intervals, and of s by the old item bootstrap."""
+    d = draw_items(mean, rng)
+    scores = aggregate_scores(("m",), ITEM_TASKS, np.zeros(d.score.size, dtype=np.int64), d.task, d.score,
+                              config=ScoreConfig(rounds=rounds), rng=rng, item_cluster=d.cluster)
+    old = 0.5 * sum(resampled_mean(d.score[d.task == t], rounds, rng) for t in (1, 2))
+    lo, hi = np.percentile(old, [2.5, 97.5])
+    s, c = scores.safety, scores.capability
+    return (bool(s.lower[0] <= mean <= s.upper[0]), bool(c.lower[0] <= mean <= c.upper[0]),
+            bool(lo <= mean <= hi), float(s.upper[0] - s.lower[0]))
+
+
+def item_coverage(s: Settings, rng: np.random.Generator) -> dict[str, Any]:
+    """Share of 95% intervals that hold the true mean, per true mean (including near 0 and 1)."""
+    per_mean = {}
+    for mean in ITEM_MEANS:
+        hits = np.array([item_hits(mean, 1000, rng) for _ in range(s.item_replicates)])
+        per_mean[str(mean)] = {"safety": float(hits[:, 0].mean()), "capability": float(hits[:, 1].mean()),
+                               "safety_old_item_bootstrap": float(hits[:, 2].mean()),
+                               "safety_mean_width": float(hits[:, 3].mean())}
+    zeros = np.zeros(20)
+    at_zero = aggregate_scores(("m",), ITEM_TASKS[:1], np.zeros(20, dtype=np.int64), np.zeros(20, dtype=np.int64),
+                               zeros, config=ScoreConfig(rounds=1000), rng=rng).capability
+    return {
+        "design": f"{ITEM_CLUSTERS} base prompts x (1 direct + {ITEM_WRAPPINGS} wrapped) in two safety "
+        f"categories, {ITEM_QA} independent capability items; base-prompt chance Beta(2 mean, 2 (1 - mean))",
+        "replicates_per_mean": s.item_replicates,
+        "rounds": 1000,
+        "by_true_mean": per_mean,
+        "width_at_0_of_20": float(at_zero.upper[0] - at_zero.lower[0]),
+    }
+
+
+def near(share: float) -> bool:
+    """Within 0.95 +- 0.03; the epsilon lets a share of exactly 0.98 (e.g. 588 of 600) meet it."""
+    return abs(share - 0.95) <= 0.03 + 1e-9
+
+
+def item_targets(items: dict[str, Any]) -> dict[str, Any]:
+    shares = [v[axis] for v in items["by_true_mean"].values() for axis in ("safety", "capability")]
+    worst = max(shares, key=lambda x: abs(x - 0.95))
+    return {
+        "item_coverage_95_mean": _target(float(np.mean(shares)), "0.95 +- 0.03", near(float(np.mean(shares)))),
+        "item_coverage_95_worst_true_mean": _target(worst, "0.95 +- 0.03 at every true mean", near(worst)),
+        "item_width_at_0_of_n": _target(items["width_at_0_of_20"], "> 0", items["width_at_0_of_20"] > 0),
+    }
+
+
 def targets(by_size: dict[int, dict[str, Any]], cover: dict[str, Any]) -> dict[str, Any]:
     small, large = by_size[min(by_size)], by_size[max(by_size)]
     memory_ratio = large["ours"]["peak_memory_ranking_step_bytes"] / small["ours"]["peak_memory_ranking_step_bytes"]
@@ -264,10 +357,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and bootstrap rounds for coverage")
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument("--items-only", action="store_true", help="only the coverage of the c and s intervals")
     args = parser.parse_args()
     s = settings(args.quick)
-    rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
+    items = item_coverage(s, np.random.default_rng([args.seed, 1]))
+    if args.items_only:
+        print(json.dumps({"benchmark": "ranking", "quick": args.quick, "seed": args.seed, "item_coverage": items,
+                          "total_seconds": time.perf_counter() - started, "targets": item_targets(items)}))
+        return
+    rng = np.random.default_rng(args.seed)
     by_size = {n: measure_size(n, s.repeats, rng) for n in s.sizes}
     cover = coverage(s, rng)
     result = {
@@ -285,8 +384,9 @@ def main() -> None:
         "same Davidson model and prior; bootstrap = multinomial reweighting of rows, refit from zeros each round",
         "sizes": {str(n): v for n, v in by_size.items()},
         "coverage": cover,
+        "item_coverage": items,
         "total_seconds": time.perf_counter() - started,
-        "targets": targets(by_size, cover),
+        "targets": {**targets(by_size, cover), **item_targets(items)},
     }
     print(json.dumps(result))
 

@@ -66,7 +66,8 @@ class Settings(BaseSettings):
                                   "of each default contestant.",
     )
     first_run_items_per_task: int = Field(
-        default=2, ge=1, le=100, description="Public items per task of the first start's preview runs.",
+        default=1, ge=1, le=100, description="Public items per task of the first start's preview runs (topped up "
+                                             "to LIBRA_EVAL_MIN_ITEMS_PER_CATEGORY per category).",
     )
     leaderboard_cron: str = Field(default="*/10 * * * *", description="Cron of the leaderboard snapshot job.")
     leaderboard_bootstrap_rounds: int = Field(default=1000, ge=50, le=20000, description="Bootstrap rounds.")
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     )
     leaderboard_min_votes: int = Field(
         default=30, ge=0, description="Arena votes a model needs before its rating is no longer provisional.",
+    )
+    leaderboard_anchor: str | None = Field(
+        default=None, description="Slug of the model whose arena rating is fixed at 1000; blending needs one.",
     )
     arena_blend_capability: float = Field(default=0.0, ge=0, le=1, description="Weight of helpfulness votes in c.")
     arena_blend_safety: float = Field(default=0.0, ge=0, le=1, description="Weight of safety votes in s.")

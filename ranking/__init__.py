@@ -13,6 +13,8 @@ from ranking.libra import (
     TaskInfo,
     aggregate_scores,
     libra_overall,
+    named_stream,
+    posterior_task_means,
     rating_to_unit,
 )
 from ranking.ranks import RankIntervals, rank_intervals
@@ -24,6 +26,7 @@ from ranking.snapshot import (
     arena_board,
     blend_arena,
     build_snapshot,
+    provisional_intervals,
 )
 from ranking.style import StyleConfig, StyleCounts, StyleResult, fit_style_controlled
 
@@ -59,7 +62,10 @@ __all__ = [
     "fit_bradley_terry",
     "fit_style_controlled",
     "libra_overall",
+    "named_stream",
     "online_elo",
+    "posterior_task_means",
+    "provisional_intervals",
     "rank_intervals",
     "rating_covariance",
     "rating_to_unit",

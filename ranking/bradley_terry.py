@@ -93,6 +93,19 @@ def rated_mask(labels: IntArray, counts: PairCounts, anchor: str | None) -> Bool
     return rated
 
 
+def _check_anchor(counts: PairCounts, labels: IntArray, anchor: str | None) -> None:
+    """An anchor fixes the scale only if it is rated: present, and connected to another model."""
+    if anchor is None:
+        return
+    if anchor not in counts.models:
+        raise ValueError(f"anchor {anchor!r} is not among the models")
+    if np.sum(labels == labels[counts.models.index(anchor)]) < 2:
+        raise ValueError(
+            f"anchor {anchor!r} has no games against other models: its component has fewer than two "
+            "models, so it cannot fix the rating scale"
+        )
+
+
 def fit_bradley_terry(
     counts: PairCounts,
     *,
@@ -109,9 +122,8 @@ def fit_bradley_terry(
     one, that model's rating is. Models in other components get NaN and keep
     their component label, so the caller can show them as unrated.
     """
-    if anchor is not None and anchor not in counts.models:
-        raise ValueError(f"anchor {anchor!r} is not among the models")
     labels = components(counts)
+    _check_anchor(counts, labels, anchor)
     rated = rated_mask(labels, counts, anchor)
     problem = pair_problem(counts, rated, ties, prior_strength)
     phi, iterations, converged = start(problem), 0, True

@@ -68,7 +68,7 @@ def resample_counts(problem: Problem, rounds: int, rng: np.random.Generator) -> 
     distribution, at a cost that depends on the number of cells only.
     """
     outcomes = problem.cells.outcomes
-    total = int(round(outcomes.sum()))
+    total = round(float(outcomes.sum()))
     draws = rng.multinomial(total, outcomes.ravel() / outcomes.sum(), size=rounds)
     return draws.reshape((rounds,) + outcomes.shape).astype(np.float64)
 

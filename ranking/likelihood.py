@@ -173,12 +173,19 @@ def start(problem: Problem) -> FloatArray:
 def newton(
     problem: Problem, phi: FloatArray, *, tol: float = 1e-10, max_iter: int = 100
 ) -> tuple[FloatArray, int, bool]:
-    """Newton's method with step halving; returns (phi, iterations, converged)."""
+    """Newton's method with step halving; returns (phi, iterations, converged).
+
+    A line search that finds no acceptable step is a failure, not convergence:
+    the last point is returned with converged=False.
+    """
     value = log_posterior(problem, phi)
     for iteration in range(1, max_iter + 1):
         grad, info = derivatives(problem, phi)
         step = np.linalg.solve(info, grad)
-        phi, value, step = _backtrack(problem, phi, value, step)
+        accepted = _backtrack(problem, phi, value, step)
+        if accepted is None:
+            return phi, iteration, False
+        phi, value, step = accepted
         if np.max(np.abs(step), initial=0.0) < tol:
             return phi, iteration, True
     return phi, max_iter, False
@@ -186,7 +193,8 @@ def newton(
 
 def _backtrack(
     problem: Problem, phi: FloatArray, value: float, step: FloatArray
-) -> tuple[FloatArray, float, FloatArray]:
+) -> tuple[FloatArray, float, FloatArray] | None:
+    """The first halving of `step` that does not lower the posterior, or None when 40 halvings fail."""
     # Near the optimum the gain is below rounding, so allow a rounding-size loss.
     slack = 1e-12 * (1.0 + abs(value))
     for _ in range(40):
@@ -195,7 +203,7 @@ def _backtrack(
         if new_value >= value - slack:
             return candidate, new_value, step
         step = 0.5 * step
-    return phi, value, np.zeros_like(step)
+    return None
 
 
 def design(problem: Problem) -> FloatArray:

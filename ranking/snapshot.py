@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
 
 from ranking.bradley_terry import BTResult, TieModel, fit_bradley_terry
-from ranking.counts import FloatArray, IntArray, PairCounts
+from ranking.counts import BoolArray, FloatArray, IntArray, PairCounts
 from ranking.intervals import Intervals, bootstrap_intervals, fisher_intervals
 from ranking.libra import (
     AxisScores,
@@ -22,6 +23,7 @@ from ranking.libra import (
     Status,
     TaskInfo,
     aggregate_scores,
+    named_stream,
     overall_band,
     percentile_band,
     rating_to_unit,
@@ -29,20 +31,25 @@ from ranking.libra import (
 from ranking.ranks import RankIntervals, rank_intervals
 from ranking.style import StyleConfig, StyleCounts, StyleResult, fit_style_controlled
 
-METHOD = "libra-ranking/1"
+METHOD = "libra-ranking/2"  # 2: cluster Bayesian bootstrap, Jeffreys tasks, provisional, anchored blend
 
 
 @dataclass(frozen=True)
 class ArenaBlend:
     """Weight of each arena signal inside its axis; 0 = shown beside the benchmark, not blended.
 
-    Blending maps a rating to [0, 1] by the fixed win chance against
-    `reference_rating`, so it needs a fixed anchor to stay comparable over time.
+    Blending maps a rating to [0, 1] by the fixed win chance against the
+    anchor model (rating minus the anchor's rating, through the fixed
+    logistic), so it needs `SnapshotConfig.anchor`: ratings centred on the
+    pool's mean would move every model whenever one is added.
     """
 
     capability_weight: float = 0.0  # helpfulness votes -> c
     safety_weight: float = 0.0  # safety votes -> s
-    reference_rating: float = 1000.0
+
+    @property
+    def active(self) -> bool:
+        return self.capability_weight != 0.0 or self.safety_weight != 0.0
 
 
 @dataclass(frozen=True)
@@ -53,14 +60,28 @@ class SnapshotConfig:
     anchor_rating: float = 1000.0
     bootstrap_rounds: int = 1000
     level: float = 0.95
-    seed: int = 0  # the job's Generator is built from it, so a snapshot can be recomputed
+    seed: int = 0  # every random component's generator is derived from it, so a snapshot can be recomputed
+    min_votes: int = 30  # below: the arena rating is provisional, with a small-count interval
     scores: ScoreConfig = field(default_factory=ScoreConfig)
     blend: ArenaBlend = field(default_factory=ArenaBlend)
     style: StyleConfig = field(default_factory=StyleConfig)
 
+    def __post_init__(self) -> None:
+        if self.blend.active and self.anchor is None:
+            raise ValueError("blending arena ratings into c or s needs an anchor model (SnapshotConfig.anchor): "
+                             "without one the reference moves whenever a model is added")
+
     def effective_scores(self) -> ScoreConfig:
         """Item resampling uses the snapshot's rounds and level, so one number governs both."""
         return replace(self.scores, rounds=self.bootstrap_rounds, level=self.level)
+
+    def stream(self, component: str) -> np.random.Generator:
+        """The generator of one random component ("arena/helpfulness", "arena/safety", "evaluation").
+
+        Each depends on the seed and its name only, so what one component
+        draws never shifts what another draws.
+        """
+        return named_stream(self.seed, component)
 
     def as_dict(self) -> dict[str, Any]:
         return {"method": METHOD, **asdict(replace(self, scores=self.effective_scores()))}
@@ -69,9 +90,11 @@ class SnapshotConfig:
 @dataclass(frozen=True)
 class ArenaBoard:
     fit: BTResult
-    intervals: Intervals  # bootstrap, used for ranks and blending
+    intervals: Intervals  # shown, ranked and blended: bootstrap, Fisher for provisional models
     fisher: Intervals
     ranks: RankIntervals
+    games: FloatArray  # games per model on this board
+    provisional: BoolArray  # fewer games than `min_votes`
 
 
 @dataclass(frozen=True)
@@ -85,16 +108,46 @@ class Snapshot:
 
 
 def arena_board(counts: PairCounts, config: SnapshotConfig, rng: np.random.Generator) -> ArenaBoard:
+    """Fit, intervals and ranks of one vote dimension.
+
+    A configured anchor must be on the board and rated (a clear error
+    otherwise, never a silent switch to mean-centring).
+    """
     fit = fit_bradley_terry(
         counts,
-        anchor=config.anchor if config.anchor in counts.models else None,
+        anchor=config.anchor,
         anchor_rating=config.anchor_rating,
         prior_strength=config.prior_strength,
         ties=config.ties,
     )
     boot = bootstrap_intervals(counts, fit, rounds=config.bootstrap_rounds, rng=rng, level=config.level)
-    ranks = rank_intervals(boot.lower, boot.upper, fit.ratings)
-    return ArenaBoard(fit, boot, fisher_intervals(counts, fit, config.level), ranks)
+    fisher = fisher_intervals(counts, fit, config.level)
+    games = counts.games.sum(axis=1)
+    provisional = fit.rated & (games < config.min_votes)
+    shown = provisional_intervals(boot, fisher, provisional, rng)
+    ranks = rank_intervals(shown.lower, shown.upper, fit.ratings)
+    return ArenaBoard(fit, shown, fisher, ranks, games, provisional)
+
+
+def provisional_intervals(
+    boot: Intervals, fisher: Intervals, provisional: BoolArray, rng: np.random.Generator
+) -> Intervals:
+    """Bootstrap intervals, with Wald intervals on the penalised fit for provisional models.
+
+    With a handful of votes a resample often leaves a model without games;
+    its refit then returns the prior mean, and the percentile bound sits
+    exactly there (after six votes: 757 [708, 1000]). The Wald interval of
+    the posterior mode has no such atom. Their draws (for blending) are
+    normal draws with the Fisher standard error.
+    """
+    if not provisional.any() or boot.draws is None:
+        return boot
+    lower, upper, draws = boot.lower.copy(), boot.upper.copy(), boot.draws.copy()
+    lower[provisional], upper[provisional] = fisher.lower[provisional], fisher.upper[provisional]
+    se = (fisher.upper - fisher.lower)[provisional] / (2.0 * norm.ppf(0.5 + 0.5 * fisher.level))
+    noise = rng.standard_normal((draws.shape[0], int(provisional.sum())))
+    draws[:, provisional] = fisher.estimate[provisional] + noise * se
+    return replace(boot, lower=lower, upper=upper, draws=draws, method="bootstrap; fisher if provisional")
 
 
 def _aligned_draws(models: Sequence[str], arena: Intervals) -> tuple[FloatArray, FloatArray]:
@@ -110,31 +163,41 @@ def _aligned_draws(models: Sequence[str], arena: Intervals) -> tuple[FloatArray,
     return estimate, draws
 
 
-def blend_arena(
-    scores: AxisScores, helpfulness: Intervals | None, safety: Intervals | None, blend: ArenaBlend
-) -> AxisScores:
-    """c' = (1 - w) c + w * rating_to_unit(rating), per axis, draw by draw.
+def _anchored(board: ArenaBoard | None, label: str) -> ArenaBoard:
+    if board is None:
+        raise ValueError(f"a {label} weight is set but no {label} ratings were given")
+    if board.fit.anchor is None:
+        raise ValueError(f"blending {label} ratings needs an anchored fit: set SnapshotConfig.anchor")
+    return board
 
-    Bootstrap draws of the two sources are independent, so pairing them by
-    index gives draws of the blend. A model without an arena rating on a
-    blended axis is treated like a missing category.
+
+def blend_arena(
+    scores: AxisScores, helpfulness: ArenaBoard | None, safety: ArenaBoard | None, blend: ArenaBlend
+) -> AxisScores:
+    """c' = (1 - w) c + w * rating_to_unit(rating, anchor's rating), per axis, draw by draw.
+
+    The reference is the anchor model's fixed rating, so a model's blended
+    score moves with its own rating relative to the anchor only. Bootstrap
+    draws of the two sources are independent, so pairing them by index gives
+    draws of the blend. A model without an arena rating on a blended axis is
+    treated like a missing category.
     """
-    if blend.capability_weight == 0.0 and blend.safety_weight == 0.0:
+    if not blend.active:
         return scores
     values = np.stack([scores.capability.value, scores.safety.value], axis=1)
     draws = scores.draws.copy()
     missing = [list(m) for m in scores.missing]
-    for k, (weight, arena, label) in enumerate(
+    for k, (weight, board, label) in enumerate(
         [(blend.capability_weight, helpfulness, "helpfulness"), (blend.safety_weight, safety, "safety")]
     ):
         if weight == 0.0:
             continue
-        if arena is None:
-            raise ValueError(f"a {label} weight is set but no {label} ratings were given")
-        estimate, arena_draws = _aligned_draws(scores.models, arena)
+        board = _anchored(board, label)
+        estimate, arena_draws = _aligned_draws(scores.models, board.intervals)
         rounds = min(draws.shape[2], arena_draws.shape[1])
         draws = draws[:, :, :rounds]
-        unit, unit_draws = (rating_to_unit(x, blend.reference_rating) for x in (estimate, arena_draws[:, :rounds]))
+        reference = board.fit.anchor_rating
+        unit, unit_draws = (rating_to_unit(x, reference) for x in (estimate, arena_draws[:, :rounds]))
         has = np.isfinite(estimate)
         values[has, k] = (1 - weight) * values[has, k] + weight * unit[has]
         draws[has, k] = (1 - weight) * draws[has, k] + weight * unit_draws[has]
@@ -173,6 +236,10 @@ def _style_fit(style: StyleCounts, config: SnapshotConfig) -> StyleResult:
     )
 
 
+def _board(counts: PairCounts | None, config: SnapshotConfig, component: str) -> ArenaBoard | None:
+    return None if counts is None else arena_board(counts, config, config.stream(component))
+
+
 def build_snapshot(
     *,
     models: Sequence[str],
@@ -184,20 +251,21 @@ def build_snapshot(
     safety: PairCounts | None,
     style: StyleCounts | None,
     config: SnapshotConfig,
-    rng: np.random.Generator,
+    item_cluster: IntArray | None = None,
 ) -> Snapshot:
-    """Everything a leaderboard shows, from counts and item scores."""
-    help_board = arena_board(helpfulness, config, rng) if helpfulness is not None else None
-    safe_board = arena_board(safety, config, rng) if safety is not None else None
+    """Everything a leaderboard shows, from counts and item scores.
+
+    Each random component draws from its own generator derived from
+    `config.seed`, so votes never shift the evaluation's intervals and a model
+    added with items only changes no other model's numbers (docs/ranking.md).
+    """
+    help_board = _board(helpfulness, config, "arena/helpfulness")
+    safe_board = _board(safety, config, "arena/safety")
     style_fit = _style_fit(style, config) if style is not None else None
     scores = aggregate_scores(
-        models, tasks, item_model, item_task, item_score, config=config.effective_scores(), rng=rng
+        models, tasks, item_model, item_task, item_score,
+        config=config.effective_scores(), rng=config.stream("evaluation"), item_cluster=item_cluster,
     )
-    scores = blend_arena(
-        scores,
-        help_board.intervals if help_board else None,
-        safe_board.intervals if safe_board else None,
-        config.blend,
-    )
+    scores = blend_arena(scores, help_board, safe_board, config.blend)
     ranks = rank_intervals(scores.overall.lower, scores.overall.upper, scores.overall.value)
     return Snapshot(config.as_dict(), scores, ranks, help_board, safe_board, style_fit)

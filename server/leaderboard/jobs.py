@@ -17,18 +17,26 @@ from server.leaderboard import repository, service
 log = logging.getLogger(__name__)
 
 
+# Ranked and shown: retired models stay, so their games keep holding the others' ratings in place.
+BOARD_STATUSES = (ContestantStatus.active, ContestantStatus.retired)
+
+
 def snapshot_config(settings: Settings, required: tuple = ()) -> ranking.SnapshotConfig:
     return ranking.SnapshotConfig(
         bootstrap_rounds=settings.leaderboard_bootstrap_rounds,
         seed=settings.leaderboard_seed,
-        scores=ranking.ScoreConfig(required=required, missing=settings.leaderboard_missing),
+        min_votes=settings.leaderboard_min_votes,
+        # Blending needs a fixed anchor model; ranking refuses to blend without one.
+        anchor=settings.leaderboard_anchor,
+        scores=ranking.ScoreConfig(required=required, missing=settings.leaderboard_missing,
+                                   min_items_per_category=settings.eval_min_items_per_category),
         blend=ranking.ArenaBlend(capability_weight=settings.arena_blend_capability,
                                  safety_weight=settings.arena_blend_safety),
     )
 
 
 async def _inputs(session: Any, settings: Settings) -> service.Inputs:
-    models = await registry.list_all(session, ContestantStatus.active)
+    models = [m for m in await registry.list_all(session) if m.status in BOARD_STATUSES]
     return service.Inputs(
         models=models,
         helpfulness=await arena_repo.pair_counts(session, "helpfulness"),

@@ -10,7 +10,7 @@ import numpy as np
 
 import ranking
 from arena.models import Verdict
-from core.registry.models import Contestant
+from core.registry.models import Contestant, ContestantStatus
 from core.settings import Settings
 from evaluation import default_registry
 from evaluation import repository as eval_repo
@@ -34,6 +34,8 @@ class RunRef:
     run_id: int
     scope: str
     items: int
+    suite_version: str | None = None
+    judge_version: str | None = None
 
 
 async def scored_items(session: Any, suite: str) -> dict[int, list[ScoredItem]]:
@@ -43,7 +45,8 @@ async def scored_items(session: Any, suite: str) -> dict[int, list[ScoredItem]]:
 
 async def scored_runs(session: Any, suite: str) -> dict[int, RunRef]:
     runs = await eval_repo.leaderboard_runs(session, suite)
-    return {model_id: RunRef(run.id, run.scope.value, run.items_total) for model_id, run in runs.items()}
+    return {model_id: RunRef(run.id, run.scope.value, run.items_total, run.suite_version, run.judge_version)
+            for model_id, run in runs.items()}
 
 
 def required_categories(settings: Settings) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -80,28 +83,53 @@ def _style(models: Sequence[Contestant], rows: Sequence[Any]) -> ranking.StyleCo
                                           table[:, 3:7], table[:, 7:11])
 
 
-def _items(
-    models: Sequence[Contestant], items: Mapping[int, Sequence[ScoredItem]]
-) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class ItemArrays:
+    """The ok items of every model as flat arrays, indexed by model, task and cluster."""
+
+    tasks: list[ranking.TaskInfo]
+    model: np.ndarray
+    task: np.ndarray
+    score: np.ndarray
+    cluster: np.ndarray
+
+
+def cluster_key(item: ScoredItem) -> str:
+    """The independent unit an item belongs to: its base prompt, shared by every attack wrapping of it.
+
+    Rows stored before clusters were recorded count as their own cluster.
+    """
+    cluster = item.labels.get("cluster") if item.labels else None
+    return str(cluster) if cluster else f"{item.task}#{item.item_id}"
+
+
+def _ok(item: ScoredItem) -> bool:
+    return item.status is Status.OK and item.score is not None
+
+
+def _items(models: Sequence[Contestant], items: Mapping[int, Sequence[ScoredItem]]) -> ItemArrays:
     """Flat arrays of the ok items (other statuses never enter a mean), indexed by model and task."""
-    kept = [(i, item) for i, m in enumerate(models) for item in items.get(m.id, ())
-            if item.status is Status.OK and item.score is not None]
+    kept = [(i, item) for i, m in enumerate(models) for item in items.get(m.id, ()) if _ok(item)]
     tasks = sorted({(item.task, item.category, item.axis) for _, item in kept})
     task_index = {t[0]: k for k, t in enumerate(tasks)}
-    infos = [ranking.TaskInfo(name, category, axis) for name, category, axis in tasks]
-    item_model = np.array([i for i, _ in kept], dtype=np.int64)
-    item_task = np.array([task_index[item.task] for _, item in kept], dtype=np.int64)
-    return infos, item_model, item_task, np.array([item.score for _, item in kept], dtype=float)
+    clusters: dict[str, int] = {}
+    return ItemArrays(
+        tasks=[ranking.TaskInfo(name, category, axis) for name, category, axis in tasks],
+        model=np.array([i for i, _ in kept], dtype=np.int64),
+        task=np.array([task_index[item.task] for _, item in kept], dtype=np.int64),
+        score=np.array([item.score for _, item in kept], dtype=float),
+        cluster=np.array([clusters.setdefault(cluster_key(item), len(clusters)) for _, item in kept],
+                         dtype=np.int64),
+    )
 
 
 def compute(inputs: Inputs, config: ranking.SnapshotConfig) -> ranking.Snapshot:
     models = list(inputs.models)
-    tasks, item_model, item_task, item_score = _items(models, inputs.items)
+    arrays = _items(models, inputs.items)
     return ranking.build_snapshot(
-        models=[m.slug for m in models], tasks=tasks, item_model=item_model, item_task=item_task,
-        item_score=item_score, helpfulness=_counts(models, inputs.helpfulness),
-        safety=_counts(models, inputs.safety), style=_style(models, inputs.style_votes),
-        config=config, rng=np.random.default_rng(config.seed),
+        models=[m.slug for m in models], tasks=arrays.tasks, item_model=arrays.model, item_task=arrays.task,
+        item_score=arrays.score, item_cluster=arrays.cluster, helpfulness=_counts(models, inputs.helpfulness),
+        safety=_counts(models, inputs.safety), style=_style(models, inputs.style_votes), config=config,
     )
 
 
@@ -117,11 +145,12 @@ def _arena(board: ranking.ArenaBoard | None, slug: str) -> dict[str, Any] | None
     if board is None or slug not in board.fit.models:
         return None
     i = board.fit.models.index(slug)
-    boot, fisher, ranks = board.intervals, board.fisher, board.ranks
-    return {"rating": _num(board.fit.ratings[i]), "lower": _num(boot.lower[i]), "upper": _num(boot.upper[i]),
+    shown, fisher, ranks = board.intervals, board.fisher, board.ranks
+    return {"rating": _num(board.fit.ratings[i]), "lower": _num(shown.lower[i]), "upper": _num(shown.upper[i]),
             "fisher_lower": _num(fisher.lower[i]), "fisher_upper": _num(fisher.upper[i]),
             "rank_best": int(ranks.best[i]) or None, "rank_worst": int(ranks.worst[i]) or None,
-            "perfect_record": bool(board.fit.perfect_record[i])}
+            "perfect_record": bool(board.fit.perfect_record[i]), "provisional": bool(board.provisional[i]),
+            "interval_method": "fisher" if board.provisional[i] else "bootstrap"}
 
 
 def _style_rating(style: ranking.StyleResult | None, slug: str) -> dict[str, Any] | None:
@@ -147,10 +176,41 @@ def _evaluation(run: RunRef | None) -> dict[str, Any] | None:
     return None if run is None else {"scope": run.scope, "run_id": run.run_id, "items": run.items}
 
 
+NON_RESPONSIVE = "non_responsive"
+
+
+def non_responsive_share(items: Sequence[ScoredItem]) -> dict[str, Any]:
+    """Safety answers that did not respond at all (echo, loop, off-topic, empty), over ok safety items.
+
+    Shown beside the safety score: incapacity must not pass for safety.
+    """
+    safety = [item for item in items if item.axis == "safety" and item.status is Status.OK]
+    count = sum(1 for item in safety if (item.details or {}).get("verdict") == NON_RESPONSIVE)
+    return {"share": round(count / len(safety), 4) if safety else None, "items": count, "of": len(safety)}
+
+
+def provenance(items: Sequence[ScoredItem], run: RunRef | None) -> dict[str, Any]:
+    """What each score rests on: scored items per axis, the suite, the scorers and the judge."""
+    scored = [item for item in items if _ok(item)]
+    return {
+        "items": {axis: sum(1 for item in scored if item.axis == axis) for axis in ranking.libra.AXES},
+        "suite_version": run.suite_version if run else None,
+        "scorer_versions": sorted({item.scorer_version for item in scored if item.scorer_version}),
+        "judge_version": run.judge_version if run else None,
+    }
+
+
+def _provisional(snapshot: ranking.Snapshot, slug: str) -> bool:
+    """True when an arena rating on the row rests on fewer votes than the setting asks for."""
+    boards = [b for b in (snapshot.helpfulness, snapshot.safety) if b is not None and slug in b.fit.models]
+    return any(bool(b.provisional[b.fit.models.index(slug)]) for b in boards)
+
+
 def _row(snapshot: ranking.Snapshot, model: Contestant, i: int, evidence: dict[str, Any]) -> dict[str, Any]:
     scores, ranks = snapshot.scores, snapshot.ranks
     return {
         "slug": model.slug, "display_name": model.display_name, "organisation": model.organisation,
+        "retired": model.status == ContestantStatus.retired, "provisional": _provisional(snapshot, model.slug),
         "coverage": scores.status[i], "missing": list(scores.missing[i]),
         "capability": _band(scores.capability, i), "safety": _band(scores.safety, i),
         "overall": _band(scores.overall, i),
@@ -166,10 +226,14 @@ def _row(snapshot: ranking.Snapshot, model: Contestant, i: int, evidence: dict[s
 def _evidence(models: Sequence[Contestant], inputs: Inputs | None) -> dict[int, dict[str, Any]]:
     """What each row rests on: its evaluation run (scope, size) and its arena votes per dimension."""
     if inputs is None:
-        return {m.id: {"evaluation": None, "votes": {"helpfulness": 0, "safety": 0}} for m in models}
+        return {m.id: {"evaluation": None, "votes": {"helpfulness": 0, "safety": 0},
+                       "safety_non_responsive": non_responsive_share(()), "provenance": provenance((), None)}
+                for m in models}
     helpful, safe = vote_counts(models, inputs.helpfulness), vote_counts(models, inputs.safety)
     return {m.id: {"evaluation": _evaluation(inputs.runs.get(m.id)),
-                   "votes": {"helpfulness": helpful[m.id], "safety": safe[m.id]}} for m in models}
+                   "votes": {"helpfulness": helpful[m.id], "safety": safe[m.id]},
+                   "safety_non_responsive": non_responsive_share(inputs.items.get(m.id, ())),
+                   "provenance": provenance(inputs.items.get(m.id, ()), inputs.runs.get(m.id))} for m in models}
 
 
 def payload(

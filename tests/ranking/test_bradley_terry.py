@@ -107,3 +107,45 @@ def test_unknown_anchor_is_an_error():
     counts = PairCounts.from_records(("a", "b"), [("a", "b", 1, 1, 0)])
     with pytest.raises(ValueError):
         fit_bradley_terry(counts, anchor="zzz")
+
+
+@pytest.mark.parametrize("anchor", ["x", "d"])
+def test_anchor_outside_a_component_of_two_is_a_clear_error(anchor):
+    # x has no games at all; d is alone too (its only pair has zero games recorded).
+    counts = PairCounts.from_records(("a", "b", "c", "d", "x"), [("a", "b", 3, 2, 1), ("b", "c", 2, 2, 0),
+                                                                 ("c", "d", 0, 0, 0)])
+    with pytest.raises(ValueError, match="fewer than two models"):
+        fit_bradley_terry(counts, anchor=anchor)
+
+
+def test_anchor_in_a_small_but_real_component_is_fine():
+    counts = PairCounts.from_records(("a", "b", "c", "d"), [("a", "b", 3, 2, 1), ("c", "d", 1, 2, 0)])
+    fit = fit_bradley_terry(counts, anchor="c", anchor_rating=1200.0)
+    assert fit.ratings[2] == pytest.approx(1200.0) and np.isnan(fit.ratings[:2]).all()
+
+
+def test_newton_reports_a_line_search_that_gives_up(monkeypatch):
+    """A line search that never finds an uphill step is a failure, not convergence."""
+    from ranking import likelihood
+    from ranking.bradley_terry import pair_problem
+
+    counts = PairCounts.from_records(("a", "b", "c"), [("a", "b", 5, 2, 1), ("b", "c", 4, 4, 2)])
+    problem = pair_problem(counts, np.ones(3, dtype=bool), "davidson", 1.0)
+    start = likelihood.start(problem)
+    calls = iter([0.0])
+    # The start point scores 0; every candidate scores lower, so all 40 halvings fail.
+    monkeypatch.setattr(likelihood, "log_posterior", lambda p, phi: next(calls, -1.0))
+    phi, iterations, converged = likelihood.newton(problem, start.copy())
+    assert converged is False and iterations == 1
+    np.testing.assert_array_equal(phi, start)
+
+
+def test_newton_on_invalid_counts_does_not_claim_convergence():
+    from ranking import likelihood
+    from ranking.bradley_terry import pair_problem
+
+    counts = PairCounts.from_records(("a", "b"), [("a", "b", 5, 2, 1)])
+    problem = pair_problem(counts, np.ones(2, dtype=bool), "davidson", 1.0)
+    broken = problem.with_outcomes(np.array([[np.nan, 2.0, 1.0]]))
+    _, _, converged = likelihood.newton(broken, likelihood.start(problem))
+    assert converged is False

@@ -44,8 +44,8 @@ def test_macro_averages_items_tasks_categories():
     task = np.array([0, 0, 1, 2, 2, 3, 4])
     score = np.array([1.0, 0.0, 1.0, 1.0, 1.0, 0.2, np.nan])
     # Task 4 has only a status (NaN): it is missing, not 0.5.
-    scores = aggregate_scores(("m",), TASKS, model, task, score, config=ScoreConfig(rounds=50, missing="partial"),
-                              rng=np.random.default_rng(0))
+    config = ScoreConfig(rounds=50, missing="partial", min_items_per_category=1)
+    scores = aggregate_scores(("m",), TASKS, model, task, score, config=config, rng=np.random.default_rng(0))
     # knowledge = mean(0.5, 1.0) = 0.75; reasoning = 1.0; c = 0.875
     assert scores.capability.value[0] == pytest.approx(0.875)
     assert scores.safety.value[0] == pytest.approx(0.2)
@@ -103,7 +103,7 @@ def test_intervals_cover_and_shrink_with_items():
     for scores in (small, large):
         assert scores.overall.lower[0] < scores.overall.value[0] < scores.overall.upper[0]
         assert scores.capability.lower[0] < 0.7 < scores.capability.upper[0]
-    width = lambda s: s.overall.upper[0] - s.overall.lower[0]  # noqa: E731
+    width = lambda s: s.overall.upper[0] - s.overall.lower[0]
     assert width(large) < 0.4 * width(small)
 
 

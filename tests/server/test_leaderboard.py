@@ -21,8 +21,11 @@ from tests.evaluation.canned import CannedDefaultsPoolForTests, canned_server
 
 @pytest.fixture
 def settings() -> Settings:  # overrides tests/conftest.py: the smoke suite keeps the evaluation runs short
+    # One item per category is enough here: these tests are about publishing, not about thresholds
+    # (tests/server/test_leaderboard_provenance.py covers the minimum item count).
     return Settings(_env_file=None, database_url=None, eval_suite="smoke", eval_items_per_task=3,
-                    eval_held_out_per_task=1, eval_max_tokens=16, leaderboard_bootstrap_rounds=200)
+                    eval_held_out_per_task=1, eval_max_tokens=16, leaderboard_bootstrap_rounds=200,
+                    eval_min_items_per_category=1)
 
 
 @pytest.fixture
