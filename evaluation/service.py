@@ -40,8 +40,9 @@ from evaluation.runs.runner import (
 from evaluation.runs.store import RETRYABLE
 from evaluation.runs.summary import run_summary
 from evaluation.scoring import RefusalJudge, build_scorer
+from evaluation.tasks import private
 from evaluation.tasks.registry import Suite, default_registry
-from evaluation.tasks.sampling import CycleSample, sample_cycle
+from evaluation.tasks.sampling import CycleSample, category_quota, sample_cycle
 from inference import PROMPTS_VERSION, Backend, SamplingParams, parse_backend_config
 
 log = logging.getLogger(__name__)
@@ -248,8 +249,14 @@ async def _plan(deps: EvalDeps, run: EvalRun, model: Contestant) -> Plan:
     settings = deps.settings
     if model.status == ContestantStatus.retired:
         raise LibraError(f"model {model.slug!r} was retired before its evaluation ran")
-    suite = await asyncio.to_thread(lambda: default_registry().suite(run.suite))
-    sample = sample_cycle(suite.tasks, run.cycle_id, run.items_per_task, run.held_out_per_task)
+    policy = private.HeldOutPolicy.from_settings(settings)
+    suite = await asyncio.to_thread(
+        lambda: private.cycle_suite(default_registry().suite(run.suite), run.cycle_id, policy))
+    # The first start's previews must be rankable; an explicit size (`libra eval --limit`) is served as asked.
+    per_task = (category_quota(suite.tasks, run.items_per_task, settings.eval_min_items_per_category)
+                if run.reason is RunReason.first_run else run.items_per_task)
+    sample = sample_cycle(suite.tasks, run.cycle_id, per_task, run.held_out_per_task,
+                          held_out_key=await asyncio.to_thread(policy.fingerprint))
     params = SamplingParams(
         temperature=0.0, top_p=1.0, max_tokens=settings.eval_max_tokens, seed=settings.eval_seed
     )
@@ -260,7 +267,7 @@ async def _plan(deps: EvalDeps, run: EvalRun, model: Contestant) -> Plan:
         seed=settings.eval_seed, batch_size=batch_size, max_concurrency=concurrency,
         timeout_s=settings.eval_batch_timeout_s,
     )
-    judge = await _judge(deps)
+    judge = await build_judge(deps)
     work = await asyncio.to_thread(plan_run, suite.tasks, run_settings, sample)
     fingerprint = run_fingerprint_of(run_settings, suite.version, judge, sample)
     backend = deps.backends.get(parse_backend_config(backend_config(model, deps.settings)))
@@ -269,7 +276,7 @@ async def _plan(deps: EvalDeps, run: EvalRun, model: Contestant) -> Plan:
     return Plan(suite, sample, run_settings, judge, backend, params, work, fingerprint)
 
 
-async def _judge(deps: EvalDeps) -> RefusalJudge | None:
+async def build_judge(deps: EvalDeps) -> RefusalJudge | None:
     """The refusal judge named by LIBRA_EVAL_JUDGE; its identity is part of every safety score's key."""
     slug = deps.settings.eval_judge
     if not slug:

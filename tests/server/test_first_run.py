@@ -23,7 +23,8 @@ DEFAULTS = [c.slug for c in DEFAULT_CONTESTANTS]
 @pytest.fixture
 def settings() -> Settings:  # overrides tests/conftest.py: a small suite keeps the runs short
     return Settings(_env_file=None, database_url=None, eval_suite="smoke", eval_items_per_task=3,
-                    eval_held_out_per_task=1, eval_max_tokens=16, first_run_items_per_task=1)
+                    eval_held_out_per_task=1, eval_max_tokens=16, first_run_items_per_task=1,
+                    eval_min_items_per_category=2)
 
 
 @pytest.fixture
@@ -73,6 +74,8 @@ async def test_a_worker_finishes_every_preview_before_any_full_run_starts(runtim
             await answering.backends.aclose()
     runs = await _runs(runtime)
     assert {r.status for r in runs} == {RunStatus.finished}
+    # One item per task, topped up to 2 per category (smoke: one task per category), so a preview is rankable.
+    assert {r.items_total for r in runs if r.scope == RunScope.preview} == {2 * 5}
     last_preview = max(r.finished_at for r in runs if r.scope == RunScope.preview)
     assert all(r.started_at > last_preview for r in runs if r.scope == RunScope.full)
 
@@ -89,7 +92,8 @@ def test_the_first_start_of_the_real_server_queues_the_previews(db_url: str) -> 
     """`libra serve` itself (no worker, so nothing runs): the previews and full runs wait in the queue."""
     from tests.server.livesite import serving
 
-    env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_EVAL_SUITE": "smoke", "LIBRA_FIRST_RUN_ITEMS_PER_TASK": "2"}
+    env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_EVAL_SUITE": "smoke", "LIBRA_FIRST_RUN_ITEMS_PER_TASK": "2",
+           "LIBRA_EVAL_MIN_ITEMS_PER_CATEGORY": "1"}
     with serving(env, "--no-worker") as (base_url, _):
         import httpx
 
