@@ -135,7 +135,7 @@ def _decode_group(
     ]
     started = time.perf_counter()
     try:
-        _prefill(ctx, batch, sequences, started)
+        _prefill(ctx, batch, sequences, started, cancel)
         while any(not s.done for s in sequences):
             if cancel.is_set():
                 raise GenerationCancelled("the caller stopped waiting for this batch")
@@ -178,7 +178,9 @@ def _sampler(params: SamplingParams) -> LlamaSampler:
     return sampler
 
 
-def _prefill(ctx: LlamaContext, batch: LlamaBatch, sequences: list[_Sequence], started: float) -> None:
+def _prefill(
+    ctx: LlamaContext, batch: LlamaBatch, sequences: list[_Sequence], started: float, cancel: threading.Event
+) -> None:
     """Evaluate all prompts, packed into chunks; sample each first token.
 
     The prefix every prompt shares (chat template header, system prompt) is
@@ -186,10 +188,10 @@ def _prefill(ctx: LlamaContext, batch: LlamaBatch, sequences: list[_Sequence], s
     """
     shared = _shared_prefix(sequences)
     if shared:
-        _evaluate(ctx, batch, [(sequences[0], p) for p in range(shared)], started)
+        _evaluate(ctx, batch, [(sequences[0], p) for p in range(shared)], started, cancel)
         for sequence in sequences[1:]:
             ctx.kv_cache_seq_cp(sequences[0].seq_id, sequence.seq_id, 0, shared)
-    _evaluate(ctx, batch, [(s, p) for s in sequences for p in range(shared, len(s.tokens))], started)
+    _evaluate(ctx, batch, [(s, p) for s in sequences for p in range(shared, len(s.tokens))], started, cancel)
 
 
 def _shared_prefix(sequences: list[_Sequence]) -> int:
@@ -205,10 +207,17 @@ def _shared_prefix(sequences: list[_Sequence]) -> int:
 
 
 def _evaluate(
-    ctx: LlamaContext, batch: LlamaBatch, pending: list[tuple[_Sequence, int]], started: float
+    ctx: LlamaContext, batch: LlamaBatch, pending: list[tuple[_Sequence, int]], started: float,
+    cancel: threading.Event,
 ) -> None:
-    """Decode (sequence, position) tokens in chunks; sample where a prompt ends."""
+    """Decode (sequence, position) tokens in chunks; sample where a prompt ends.
+
+    Sixteen long prompts (in-the-wild jailbreaks run to thousands of characters) are many chunks: a stop
+    request is honoured between two of them, not only once decoding starts.
+    """
     for start in range(0, len(pending), PREFILL_CHUNK):
+        if cancel.is_set():
+            raise GenerationCancelled("the caller stopped waiting for this batch")
         chunk = pending[start : start + PREFILL_CHUNK]
         batch.reset()
         finished = []
