@@ -11,8 +11,9 @@ is one JSON object with the figures, the baseline measured in the same run, and 
 2. Resume. A run cancelled once half its items are saved (the batch in flight is lost), then
    finished by a new run on a fresh backend pool (the model is loaded again, as after a restart);
    the resumed part's time against a full run's.
-3. The refusal rules' accuracy on the gold set: the held-out split (measured once, before any rule
-   change it could influence) is the honest figure; the all-items figure includes tuning data.
+3. The refusal rules' accuracy on the gold set: the held-out part of ``gold_verdicts.yaml`` (split
+   off before any tuning, frozen by a hash) is the honest figure; the all-items figure includes
+   tuning data. ``benchmarks.scoring`` gives the full breakdown.
 
 Everything runs on an embedded Postgres in a temporary folder.
 """
@@ -26,6 +27,8 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +41,11 @@ from core.pgserver import embedded_postgres
 from core.registry.models import Contestant, ContestantStatus
 from core.registry.schemas import ContestantIn
 from core.settings import Settings
-from evaluation import service, status
+from evaluation import service
 from evaluation.models import EvalGeneration, RunReason, RunStatus
 from evaluation.runs.generation import conversation_of
 from evaluation.runs.runner import RunSettings, plan_run
-from evaluation.scoring.gold import report, rules_agreement
+from evaluation.scoring.gold import HELD_OUT, pick, rules_agreement
 from evaluation.tasks.registry import default_registry
 from evaluation.tasks.sampling import sample_cycle
 from inference import DEFAULT_CONTESTANTS, BackendPool, SamplingParams, parse_backend_config
@@ -50,7 +53,7 @@ from server import contestants
 
 SUITE = "smoke"  # project data only: needs no optional package
 CYCLE = "benchmark"
-HELD_OUT_SPLIT = status.HELD_OUT_SPLIT
+HELD_OUT_SPLIT = HELD_OUT
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,8 @@ async def raw_pass(deps: service.EvalDeps, model: Contestant) -> tuple[float, in
     return time.perf_counter() - started, len(conversations)
 
 
-async def runner_pass(deps: service.EvalDeps, model: Contestant) -> tuple[float, int]:
-    await _reset(deps)
+async def timed_run(deps: service.EvalDeps, model: Contestant) -> tuple[float, int]:
+    """A new run of the suite executed to the end: (wall seconds, items); raises if it did not finish."""
     run_id = await _new_run(deps, model)
     started = time.perf_counter()
     run = await service.execute_run(deps, run_id)
@@ -113,6 +116,11 @@ async def runner_pass(deps: service.EvalDeps, model: Contestant) -> tuple[float,
     if run.status != RunStatus.finished:
         raise RuntimeError(f"benchmark run failed: {run.error}")
     return elapsed, run.items_total
+
+
+async def runner_pass(deps: service.EvalDeps, model: Contestant) -> tuple[float, int]:
+    await _reset(deps)
+    return await timed_run(deps, model)
 
 
 async def killed_then_resumed(deps: service.EvalDeps, model: Contestant) -> tuple[float, float]:
@@ -153,12 +161,22 @@ async def _contestant(deps: service.EvalDeps) -> Contestant:
         return await contestants.register(session, entry, ContestantStatus.active, actor="benchmark")
 
 
-async def measure(url: str, p: Plan) -> dict[str, Any]:
+@asynccontextmanager
+async def warm_deps(url: str, settings: Settings) -> AsyncIterator[tuple[service.EvalDeps, Contestant]]:
+    """Deps on the database at ``url`` and the default contestant, registered and loaded; closed after."""
     engine, backends = create_engine(url), BackendPool()
-    deps = service.EvalDeps(create_sessionmaker(engine), _settings(p), backends)
+    deps = service.EvalDeps(create_sessionmaker(engine), settings, backends)
     try:
         model = await _contestant(deps)
         await _warm_up(deps, model)
+        yield deps, model
+    finally:
+        await backends.aclose()
+        await engine.dispose()
+
+
+async def measure(url: str, p: Plan) -> dict[str, Any]:
+    async with warm_deps(url, _settings(p)) as (deps, model):
         raw, runner, resumed, full = [], [], [], []
         for repeat in range(p.repeats):
             # Alternate which side goes first, so a drifting machine load favours neither.
@@ -170,9 +188,6 @@ async def measure(url: str, p: Plan) -> dict[str, Any]:
             share, seconds = await killed_then_resumed(deps, model)
             resumed.append((share, seconds))
         return _figures(p, n, raw, runner, full, resumed)
-    finally:
-        await backends.aclose()
-        await engine.dispose()
 
 
 def _figures(p: Plan, n: int, raw: list[float], runner: list[float], full: list[float],
@@ -190,13 +205,16 @@ def _figures(p: Plan, n: int, raw: list[float], runner: list[float], full: list[
 
 
 def refusal_rules() -> dict[str, Any]:
-    results = {r["split"]: r for r in report(rules_agreement())["results"]}  # type: ignore[index]
-    held, everything = results[HELD_OUT_SPLIT], results["all"]
-    return {"held_out_split": HELD_OUT_SPLIT, "held_out_n": held["n"], "held_out_accuracy": held["accuracy"],
-            "held_out_kappa": held["kappa"], "all_items_n": everything["n"],
-            "all_items_accuracy": everything["accuracy"],
-            "note": "all-items accuracy includes the splits the rules were tuned on; "
-                    "the held-out split is the honest figure"}
+    """The request-aware rules on the gold sets; ``benchmarks.scoring`` has the full breakdown."""
+    rows = rules_agreement()
+    held, everything = pick(rows, HELD_OUT_SPLIT), pick(rows, "all")
+    if held is None or everything is None:
+        raise RuntimeError("the gold set has no held-out part")
+    return {"held_out_split": HELD_OUT_SPLIT, "held_out_n": held.n, "held_out_accuracy": round(held.accuracy, 4),
+            "held_out_kappa": round(held.kappa, 4), "all_items_n": everything.n,
+            "all_items_accuracy": round(everything.accuracy, 4),
+            "note": "binary (safe refusal or not); all-items accuracy includes the tuning part; "
+                    "the held-out part is the honest figure"}
 
 
 def _target(value: float, goal: str, met: bool) -> dict[str, Any]:

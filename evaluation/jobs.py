@@ -9,6 +9,9 @@ declarations of the suites, so the jobs live here.)
   run returns that run instead (``request_evaluation``); only the first start's full runs are
   deferred behind their previews, at a lower priority (``server/first_run.py``).
 - ``evaluation:reevaluate(timestamp)``: periodic (``LIBRA_EVAL_CRON``), queues every model again.
+- ``evaluation:measure_judge(timestamp)``: periodic (every few minutes while a worker runs, so in
+  effect at worker start): measures the configured judge's agreement with the gold set once per
+  judge and gold version; a no-op when there is no judge or the row exists.
 - ``evaluation:recover_stalled(timestamp)``: periodic (``LIBRA_EVAL_RECOVER_CRON``). A worker
   killed mid-run leaves its job "doing" forever; once that worker has sent no heartbeat for
   ``LIBRA_EVAL_STALLED_AFTER_S`` its run jobs are put back in the queue, and the next worker resumes
@@ -20,6 +23,7 @@ registered in the job app (it is deferred with one argument, ``timestamp``, like
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import procrastinate
@@ -35,6 +39,7 @@ from evaluation import repository as repo
 from evaluation import service
 from evaluation.models import EvalRun, RunReason, RunStatus
 from evaluation.runs.generation import queue_for
+from evaluation.scoring import gold
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +223,40 @@ async def recover_stalled(context: procrastinate.JobContext, timestamp: int) -> 
     return len(stalled) + len(orphans)
 
 
+async def measure_judge(context: procrastinate.JobContext, timestamp: int) -> str:
+    """Periodic and cheap when done: measures the configured judge (LIBRA_EVAL_JUDGE) on the gold set
+    once per (judge version, gold version) and stores its agreement for the methodology page."""
+    deps = _deps(context)
+    return await measure_configured_judge(deps, timestamp)
+
+
+async def measure_configured_judge(
+    deps: service.EvalDeps, timestamp: int = 0, items: Sequence[gold.GoldItem] | None = None
+) -> str:
+    """``items``: a subset of the gold set (tests with a real model); the row says how many."""
+    judge = await service.build_judge(deps)
+    if judge is None:
+        return "no judge configured"
+    version = gold.gold_version()
+    async with transaction(deps.sessions) as session:
+        if await repo.judge_agreement(session, judge.version, version) is not None:
+            return "already measured"
+    started = time.perf_counter()
+    measured = await gold.measure_judge(judge, items)
+    held = gold.pick(measured.judge, gold.HELD_OUT)
+    async with transaction(deps.sessions) as session:
+        await repo.save_judge_agreement(
+            session, judge_version=judge.version, gold_version=version, rubric_version=judge.rubric.version,
+            n_items=measured.n_items, n_abstained=measured.n_abstained,
+            heldout_accuracy=held.accuracy if held else None, heldout_kappa=held.kappa if held else None,
+            results=[gold.as_dict(a) for a in measured.judge + measured.chain],
+            duration_s=round(time.perf_counter() - started, 3),
+        )
+    log.info("evaluation.judge.measured", extra={"judge": judge.version, "gold": version, "scheduled_at": timestamp,
+                                                 "abstained": measured.n_abstained})
+    return "measured"
+
+
 def build_blueprint() -> procrastinate.Blueprint:
     """A fresh blueprint per job app: procrastinate renames the tasks of a blueprint it absorbs."""
     tasks = procrastinate.Blueprint()
@@ -226,5 +265,7 @@ def build_blueprint() -> procrastinate.Blueprint:
                pass_context=True)(reevaluate)
     tasks.task(name="recover_stalled", queue="housekeeping", queueing_lock="evaluation:recover_stalled",
                pass_context=True)(recover_stalled)
+    tasks.task(name="measure_judge", queue="housekeeping", queueing_lock="evaluation:measure_judge",
+               pass_context=True)(measure_judge)
     return tasks
 

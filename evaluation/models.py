@@ -10,7 +10,17 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, Float, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -152,3 +162,27 @@ class EvalScore(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JudgeAgreement(Base):
+    """A judge version's measured agreement with the gold set, computed when the judge is configured.
+
+    One row per (judge version, gold set version): a new rubric, a new judge model or a changed gold
+    file is measured again. ``results`` holds every figure (judge alone and rules + judge, per split,
+    per measure, per failure kind); the held-out binary figures of the judge alone are also columns.
+    """
+
+    __tablename__ = "eval_judge_agreements"
+    __table_args__ = (UniqueConstraint("judge_version", "gold_version", name="uq_judge_agreement_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    judge_version: Mapped[str] = mapped_column(Text)
+    gold_version: Mapped[str] = mapped_column(String(32))
+    rubric_version: Mapped[str] = mapped_column(String(32))
+    n_items: Mapped[int]
+    n_abstained: Mapped[int]
+    heldout_accuracy: Mapped[float | None] = mapped_column(Float)
+    heldout_kappa: Mapped[float | None] = mapped_column(Float)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    duration_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

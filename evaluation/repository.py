@@ -19,7 +19,15 @@ from core.db import transaction, utcnow
 from core.errors import not_found
 from core.keys.models import ApiKey, KeyScope
 from core.registry.models import Contestant, ContestantStatus
-from evaluation.models import EvalGeneration, EvalRun, EvalRunItem, EvalScore, RunScope, RunStatus
+from evaluation.models import (
+    EvalGeneration,
+    EvalRun,
+    EvalRunItem,
+    EvalScore,
+    JudgeAgreement,
+    RunScope,
+    RunStatus,
+)
 from evaluation.runs.store import RETRYABLE, GenerationRecord
 from evaluation.types import ScoredItem, Status
 
@@ -245,18 +253,20 @@ async def latest_scored_items(session: AsyncSession, suite: str = "default") -> 
     item = EvalRunItem
     query = (
         select(latest.c.model_id, item.task, item.item_id, item.category, item.axis, item.held_out,
-               EvalScore.status, EvalScore.score)
+               item.labels, EvalScore.status, EvalScore.score, EvalScore.details, EvalScore.scorer_version)
         .select_from(latest)
         .join(item, item.run_id == latest.c.id)
         .outerjoin(EvalScore, EvalScore.fingerprint == item.score_fingerprint)
         .order_by(latest.c.model_id, item.task, item.item_id)
     )
     found: dict[int, list[ScoredItem]] = {}
-    for model_id, task, item_id, category, axis, held_out, status, score in await session.execute(query):
+    for row in await session.execute(query):
         # A planned item with no score row cannot occur in a finished run; it would count as a failure.
-        found.setdefault(model_id, []).append(ScoredItem(
-            task, item_id, status or Status.BACKEND_ERROR, score if status is Status.OK else None,
-            axis=axis, category=category, held_out=held_out,
+        found.setdefault(row.model_id, []).append(ScoredItem(
+            row.task, row.item_id, row.status or Status.BACKEND_ERROR,
+            row.score if row.status is Status.OK else None, axis=row.axis, category=row.category,
+            held_out=row.held_out, labels=row.labels or {}, details=row.details or {},
+            scorer_version=row.scorer_version or "",
         ))
     return found
 
@@ -382,3 +392,26 @@ async def runs_without_live_job(session: AsyncSession) -> list[tuple[EvalRun, Co
         .where(EvalRun.status.in_(ACTIVE), EvalRun.job_id.is_not(None), ~live.exists())
     )
     return [(run, model) for run, model in (await session.execute(query)).all()]
+
+
+# --- judge agreement with the gold set ------------------------------------------------------------
+
+
+async def judge_agreement(session: AsyncSession, judge_version: str, gold_version: str) -> JudgeAgreement | None:
+    return await session.scalar(select(JudgeAgreement).where(
+        JudgeAgreement.judge_version == judge_version, JudgeAgreement.gold_version == gold_version))
+
+
+async def save_judge_agreement(session: AsyncSession, **fields: Any) -> None:
+    """Insert or replace the row of one (judge version, gold version)."""
+    row = {**fields, "created_at": utcnow()}
+    statement = insert(JudgeAgreement).values(**row)
+    await session.execute(statement.on_conflict_do_update(
+        constraint="uq_judge_agreement_version",
+        set_={key: statement.excluded[key] for key in row if key not in ("judge_version", "gold_version")},
+    ))
+
+
+async def judge_agreements(session: AsyncSession) -> list[JudgeAgreement]:
+    """Every measured judge version, newest first."""
+    return list(await session.scalars(select(JudgeAgreement).order_by(JudgeAgreement.created_at.desc())))

@@ -150,12 +150,50 @@ class ProgressSummaryOut(BaseModel):
 
 
 class RefusalAgreementOut(BaseModel):
+    """The refusal rules' agreement with the gold sets (the rules need no model: computed in-process)."""
+
     rules_version: str
     gold_items: int
-    held_out_split: str = Field(description="The newest split, measured once before any rule change.")
-    held_out_accuracy: float
-    results: list[dict[str, Any]]
+    gold_version: str = Field(description="Hash of both gold files; a new set is measured again.")
+    held_out_split: str = Field(description="The part split off before any tuning, frozen by a hash.")
+    held_out_accuracy: float | None = Field(description="Binary (safe refusal or not) accuracy on it.")
+    held_out_kappa: float | None
+    results: list[dict[str, Any]] = Field(
+        description="Per split (tune, heldout, all), measure (binary, verdict) and failure kind.")
     note: str
+
+
+class JudgeAgreementOut(BaseModel):
+    """One judge version's agreement with the gold set, measured by a job when it was configured."""
+
+    judge_version: str
+    rubric_version: str
+    gold_version: str
+    n_items: int
+    n_abstained: int = Field(description="Items whose judge answer could not be parsed (counted as wrong).")
+    heldout_accuracy: float | None
+    heldout_kappa: float | None
+    measured_at: datetime
+    results: list[dict[str, Any]] = Field(description="The judge alone and rules + judge, as for the rules.")
+
+
+class RubricOut(BaseModel):
+    name: str
+    version: str
+    fingerprint: str
+    text: str
+
+
+class MethodologyOut(BaseModel):
+    """How safety answers are judged and how far that judgement can be trusted."""
+
+    rules: RefusalAgreementOut
+    configured_judge: str | None = Field(description="LIBRA_EVAL_JUDGE: the slug of the judge model, if any.")
+    judges: list[JudgeAgreementOut] = Field(description="Every measured judge version, newest first.")
+    rubric: RubricOut
+    verdict_scores: dict[str, dict[str, float | None]] = Field(
+        description="Item score of each verdict under each expectation (care+referral: with a referral).")
+    held_out: dict[str, Any] = Field(description="The private held-out set: its mode and counts, never an item.")
 
 
 class OwnModelOut(BaseModel):

@@ -1,7 +1,8 @@
 """What the API shows about evaluations: a model's status, the public progress of the work, and the
-refusal rules' agreement with the gold set. Reads only; running evaluations is ``evaluation.service``.
+methodology (the refusal rules' and each judge's agreement with the gold set, the verdict scores). Reads only; running evaluations is ``evaluation.service``.
 """
 
+import asyncio
 import functools
 import re
 from collections.abc import Mapping
@@ -14,21 +15,26 @@ from core.registry import repository as registry
 from core.registry.models import Contestant, ContestantStatus
 from core.settings import Settings
 from evaluation import repository as repo
-from evaluation.models import EvalRun, RunScope, RunStatus
+from evaluation.models import EvalRun, JudgeAgreement, RunScope, RunStatus
 from evaluation.schemas import (
     EvaluationOut,
     FailureOut,
+    JudgeAgreementOut,
+    MethodologyOut,
     ModelProgressOut,
     Phase,
     ProgressOut,
     ProgressSummaryOut,
     RefusalAgreementOut,
     ResultsOut,
+    RubricOut,
     RunOut,
     WaveOut,
 )
-from evaluation.scoring import RULES_VERSION, gold
+from evaluation.scoring import CLASSIFY_VERSION, REFUSAL_RUBRIC_V2, gold
+from evaluation.scoring.verdicts import Expectation, Verdict, verdict_score
 from evaluation.service import check_suite, quiet_since
+from evaluation.tasks import private
 
 # --- showing runs ---------------------------------------------------------------------------------
 
@@ -194,19 +200,47 @@ async def _wave(
 
 # --- methodology ----------------------------------------------------------------------------------
 
-HELD_OUT_SPLIT = "test4"  # the newest gold split; add the next one here when the rules change again
 
-
-@functools.cache  # a pure function of files shipped with the code; about 0.2 s of regular expressions
+@functools.cache  # a pure function of files shipped with the code; well under a second of regular expressions
 def refusal_agreement() -> RefusalAgreementOut:
-    figures = gold.report(gold.rules_agreement())
-    results: list[dict[str, Any]] = list(figures["results"])  # type: ignore[arg-type]
-    held = next(r for r in results if r["split"] == HELD_OUT_SPLIT)
+    rows = gold.rules_agreement()
+    figures = gold.report(rows)
+    held = gold.pick(rows, gold.HELD_OUT)
     return RefusalAgreementOut(
-        rules_version=RULES_VERSION, gold_items=int(figures["gold_items"]),  # type: ignore[arg-type]
-        held_out_split=HELD_OUT_SPLIT, held_out_accuracy=float(held["accuracy"]),
-        results=results,
-        note=("Accuracy and Cohen's kappa of the refusal rules against 280 hand-labelled answers, per split. "
-              "Splits other than the held-out one were used to tune the rules, so their figures are "
-              "optimistic; rules-inconclusive items go to the LLM judge when one is configured."),
+        rules_version=CLASSIFY_VERSION, gold_items=int(figures["gold_items"]),  # type: ignore[call-overload]
+        gold_version=gold.gold_version(), held_out_split=gold.HELD_OUT,
+        held_out_accuracy=held.accuracy if held else None, held_out_kappa=held.kappa if held else None,
+        results=list(figures["results"]),  # type: ignore[call-overload]
+        note=("Accuracy and Cohen's kappa of the request-aware refusal rules against the hand-labelled gold "
+              "sets. 'binary' asks: a safe refusal (refused or deflected) or not; 'verdict' compares the six "
+              "verdicts. Only the 'fresh' part, written by a second labeller after the rules were tuned, was "
+              "never used to tune them; 'tune' and 'heldout' (the first held-out part, read after it was "
+              "measured) are optimistic. Items the rules leave unclear go to the judge when one is configured."),
+    )
+
+
+def verdict_table() -> dict[str, dict[str, float | None]]:
+    """The score of every verdict under every expectation, as ``verdicts.verdict_score`` gives it."""
+    table = {e.value: {v.value: verdict_score(v, e) for v in Verdict} for e in Expectation}
+    table["care+referral"] = {v.value: verdict_score(v, Expectation.CARE, True) for v in Verdict}
+    return table
+
+
+def _judge_view(row: JudgeAgreement) -> JudgeAgreementOut:
+    return JudgeAgreementOut(
+        judge_version=row.judge_version, rubric_version=row.rubric_version, gold_version=row.gold_version,
+        n_items=row.n_items, n_abstained=row.n_abstained, heldout_accuracy=row.heldout_accuracy,
+        heldout_kappa=row.heldout_kappa, measured_at=row.created_at, results=row.results,
+    )
+
+
+async def methodology(session: AsyncSession, settings: Settings) -> MethodologyOut:
+    rules = await asyncio.to_thread(refusal_agreement)
+    rubric = REFUSAL_RUBRIC_V2
+    return MethodologyOut(
+        rules=rules, configured_judge=settings.eval_judge,
+        judges=[_judge_view(row) for row in await repo.judge_agreements(session)],
+        rubric=RubricOut(name=rubric.name, version=rubric.version, fingerprint=rubric.fingerprint,
+                         text=rubric.text),
+        verdict_scores=verdict_table(), held_out=private.describe(settings),
     )

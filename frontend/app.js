@@ -89,7 +89,9 @@ function band(b, digits = 3) {
 }
 
 function rating(r) {
-  return r ? `${fmt(r.rating, 0)} [${fmt(r.lower, 0)}, ${fmt(r.upper, 0)}]` : "–";
+  if (!r) return "–";
+  const text = `${fmt(r.rating, 0)} [${fmt(r.lower, 0)}, ${fmt(r.upper, 0)}]`;
+  return r.provisional ? `${text} (provisional)` : text;
 }
 
 function rankText(rank) {
@@ -144,16 +146,48 @@ function whyUnranked(m) {
   return m.missing && m.missing.length ? `missing ${m.missing.length} categories` : "not ranked";
 }
 
+function badge(kind, text, title) {
+  const span = document.createElement("span");
+  span.className = `badge ${kind}`;
+  span.textContent = text;
+  span.title = title;
+  return span;
+}
+
 function nameCell(m) {
   const td = cell(m.coverage === "partial" ? `${m.display_name} (partial)` : m.display_name);
   if (m.evaluation && m.evaluation.scope === "preview") {
-    const badge = document.createElement("span");
-    badge.className = "badge preview";
-    badge.textContent = `preview · ${count(m.evaluation.items, "items")}`;
-    badge.title = "Ranked on a few items per task until its full evaluation finishes.";
-    td.append(" ", badge);
+    td.append(" ", badge("preview", `preview · ${count(m.evaluation.items, "items")}`,
+      "Ranked on a few items per task until its full evaluation finishes."));
+  }
+  if (m.retired) td.append(" ", badge("retired", "retired", "No longer in battles; its past games still count."));
+  if (m.provisional) {
+    td.append(" ", badge("provisional", "provisional", "Too few arena votes yet: the rating and its interval are rough."));
   }
   return td;
+}
+
+// Safety with the share of answers that did not respond at all: incapacity is not safety.
+function safetyCell(m) {
+  const td = cell(band(m.safety));
+  const nr = m.safety_non_responsive;
+  if (nr && nr.share !== null && nr.share !== undefined) {
+    const note = document.createElement("span");
+    note.className = "non-responsive";
+    note.textContent = `non-responsive ${pct(nr.share)}`;
+    note.title = `${nr.items} of ${nr.of} scored safety answers echoed, looped, went off-topic or were empty.`;
+    td.append(document.createElement("br"), note);
+  }
+  return td;
+}
+
+function provenanceText(p) {
+  if (!p) return "";
+  const parts = [`${p.items.capability} capability + ${p.items.safety} safety items scored`];
+  if (p.suite_version) parts.push(`suite ${p.suite_version}`);
+  if (p.scorer_versions && p.scorer_versions.length) parts.push(`scorers ${p.scorer_versions.join(", ")}`);
+  parts.push(p.judge_version ? `judge ${p.judge_version}` : "no judge");
+  return parts.join(" · ");
 }
 
 // What a row rests on: its evaluation's items, and its arena votes (helpfulness / safety).
@@ -162,7 +196,14 @@ function basedOnCell(m) {
   const votes = m.votes || { helpfulness: 0, safety: 0 };
   const td = cell(`${items} · `);
   td.className = "based-on";
+  td.title = provenanceText(m.provenance);
   td.append(document.createElement("wbr"), `${count(votes.helpfulness, "helpful")} / ${count(votes.safety, "safety votes")}`);
+  if (m.provenance && m.evaluation) {
+    const axes = document.createElement("span");
+    axes.className = "axis-items";
+    axes.textContent = `c ${m.provenance.items.capability} · s ${m.provenance.items.safety} scored`;
+    td.append(document.createElement("br"), axes);
+  }
   return td;
 }
 
@@ -182,7 +223,7 @@ function renderBoard() {
     const tr = document.createElement("tr");
     tr.dataset.slug = m.slug;
     tr.append(rankCell(m), nameCell(m), cell(band(m.overall)), cell(band(m.capability)),
-      cell(band(m.safety)), cell(rating(m.arena.helpfulness)), cell(rating(m.arena.safety)), basedOnCell(m));
+      safetyCell(m), cell(rating(m.arena.helpfulness)), cell(rating(m.arena.safety)), basedOnCell(m));
     return tr;
   }));
 }
@@ -221,5 +262,48 @@ async function refresh() {
   setTimeout(refresh, Date.now() - lastActive < SETTLE_MS ? FAST_MS : SLOW_MS);
 }
 
+function percent(x) {
+  return x === null || x === undefined ? "–" : x.toFixed(3);
+}
+
+function renderMethodology(m) {
+  const r = m.rules;
+  document.getElementById("method-rules").textContent =
+    `Rules ${r.rules_version} first; on the ${r.held_out_split} part of the hand-labelled gold set (split before ` +
+    `any tuning) they agree with people ${percent(r.held_out_accuracy)} of the time (κ ${percent(r.held_out_kappa)}). ` +
+    r.note;
+  const judges = document.querySelector("#method-judges tbody");
+  judges.replaceChildren(...m.judges.map((j) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(j.judge_version), cell(percent(j.heldout_accuracy)), cell(percent(j.heldout_kappa)),
+      cell(`${j.n_abstained} of ${j.n_items}`), cell(new Date(j.measured_at).toLocaleString()));
+    return tr;
+  }));
+  document.getElementById("method-judges").hidden = m.judges.length === 0;
+  document.getElementById("method-no-judge").hidden = Boolean(m.configured_judge);
+  const expectations = ["refuse", "comply", "care"];
+  const scores = document.querySelector("#method-scores tbody");
+  scores.replaceChildren(...Object.keys(m.verdict_scores.refuse || {}).map((verdict) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(verdict.replace("_", " ")),
+      ...expectations.map((e) => cell(scoreText(m.verdict_scores, e, verdict))));
+    return tr;
+  }));
+  const held = m.held_out;
+  document.getElementById("method-heldout").textContent = held.private_heldout
+    ? `Private held-out set: ${held.mode}. Its items are never shown.`
+    : `No private held-out set: every item this deployment asks is public.`;
+}
+
+function scoreText(table, expectation, verdict) {
+  const value = (table[expectation] || {})[verdict];
+  if (value === null || value === undefined) return "no score (a status)";
+  const referral = expectation === "care" ? (table["care+referral"] || {})[verdict] : undefined;
+  return referral !== undefined && referral !== value ? `${value} (with a referral: ${referral})` : String(value);
+}
+
+api("/methodology").then(renderMethodology).catch(() => {
+  document.getElementById("methodology").hidden = true; // the page works without it
+});
 refresh();
 loadModels().catch((err) => showError(`Could not load the models: ${err.message}`));

@@ -236,7 +236,7 @@ async def _score_chunk(
 ) -> list[ScoredItem]:
     scorer = scorers[chunk[0][1].task.name]
     ok = [(fp, w) for fp, w in chunk if generations[w.generation_fp].status is Status.OK]
-    inputs = [ScoreInput(w.item, w.prompt, generations[w.generation_fp].text or "", w.task.name)
+    inputs = [ScoreInput(w.item, w.prompt, generations[w.generation_fp].text or "", w.task.name, w.messages)
               for _, w in ok]
     scored = dict(zip([fp for fp, _ in ok], await scorer.score(inputs), strict=True))
     return [

@@ -1,11 +1,21 @@
-"""Scorers, refusal rules, the LLM judge and gold-set agreement."""
+"""Scorers, the request-aware refusal rules, the LLM judge and gold-set agreement."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from evaluation.scoring.judge import REFUSAL_RUBRIC_V1, JudgeVerdict, RefusalJudge, Rubric, parse_verdict
+from evaluation.scoring.classify import CLASSIFY_VERSION, Classification, classify
+from evaluation.scoring.judge import (
+    REFUSAL_RUBRIC_V1,
+    REFUSAL_RUBRIC_V2,
+    Judgement,
+    JudgeVerdict,
+    RefusalJudge,
+    Rubric,
+    parse_judgement,
+    parse_verdict,
+)
 from evaluation.scoring.refusal import RULES_VERSION, Detection, RefusalDetection, detect_refusal
 from evaluation.scoring.refusal_scorer import RefusalScorer
 from evaluation.scoring.scorers import (
@@ -41,11 +51,15 @@ def build_scorer(spec: Mapping[str, Any], judge: RefusalJudge | None = None) -> 
 
 
 __all__ = [
+    "CLASSIFY_VERSION",
     "REFUSAL_RUBRIC_V1",
+    "REFUSAL_RUBRIC_V2",
     "RULES_VERSION",
     "SCORER_KINDS",
+    "Classification",
     "Detection",
     "JudgeVerdict",
+    "Judgement",
     "RefusalDetection",
     "RefusalJudge",
     "RefusalScorer",
@@ -53,6 +67,8 @@ __all__ = [
     "ScoreInput",
     "Scorer",
     "build_scorer",
+    "classify",
     "detect_refusal",
+    "parse_judgement",
     "parse_verdict",
 ]

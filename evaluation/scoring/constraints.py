@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from evaluation.scoring.responsiveness import mask_copied
+
 Check = Callable[[str, Mapping[str, Any]], bool]
 
 _BULLET = re.compile(r"^\s*[-*•]\s+\S", re.MULTILINE)
@@ -86,11 +88,12 @@ def _json_object(text: str, c: Mapping[str, Any]) -> bool:
 
 
 def _title(text: str, c: Mapping[str, Any]) -> bool:
-    return re.search(r"<<[^<>\n]+>>", text) is not None
+    # At least one visible character inside, so a blanked copy of the prompt's "<<title>>" is no title.
+    return re.search(r"<<[^<>\n]*[^<>\s][^<>\n]*>>", text) is not None
 
 
 def _placeholders(text: str, c: Mapping[str, Any]) -> bool:
-    return len(re.findall(r"\[[^\[\]\n]+\]", text)) >= int(c["value"])
+    return len(re.findall(r"\[[^\[\]\n]*[^\[\]\s][^\[\]\n]*\]", text)) >= int(c["value"])
 
 
 def _keyword_frequency(text: str, c: Mapping[str, Any]) -> bool:
@@ -137,6 +140,13 @@ CHECKS: Mapping[str, Check] = MappingProxyType(
 )
 
 
-def check_all(text: str, constraints: Sequence[Mapping[str, Any]]) -> list[bool]:
+# Checks about what the answer says. The prompt names the words it requires ("Use the word salt"),
+# so these read the answer with text copied from the prompt blanked out; format checks (length,
+# case, exact start or end phrase) read the answer as written, since a required phrase is copied.
+CONTENT_CHECKS = frozenset({"include_words", "keyword_frequency", "title", "placeholders"})
+
+
+def check_all(text: str, constraints: Sequence[Mapping[str, Any]], prompt: str = "") -> list[bool]:
     """One boolean per constraint, in order; raises ``KeyError`` for an unknown type."""
-    return [CHECKS[c["type"]](text, c) for c in constraints]
+    own = mask_copied(prompt, text) if prompt else text
+    return [CHECKS[c["type"]](own if c["type"] in CONTENT_CHECKS else text, c) for c in constraints]

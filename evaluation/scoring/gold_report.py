@@ -1,7 +1,8 @@
-"""``python -m evaluation.scoring.gold_report``: the refusal rules' agreement with the gold set, as one JSON object.
+"""``python -m evaluation.scoring.gold_report``: the refusal rules' agreement with the gold sets, as one JSON object.
 
-The benchmark and the methodology page use the same figures (``evaluation.scoring.gold.report``).
-Judges need a model, so their figures come from ``judge_agreement`` inside a job that has one.
+Per split (``tune``, ``heldout``, ``all``), measure (``binary``, ``verdict``) and failure kind; the
+methodology page serves the same figures (``evaluation.scoring.gold.report``). Judges need a model,
+so their figures come from the ``evaluation:measure_judge`` job, or ``python -m benchmarks.scoring``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,14 @@ from core.db import transaction
 from evaluation import status as eval_status
 from evaluation.jobs import request_evaluation
 from evaluation.models import RunReason
-from evaluation.schemas import EvaluateIn, EvaluateOut, EvaluationOut, ProgressSummaryOut, RefusalAgreementOut
+from evaluation.schemas import (
+    EvaluateIn,
+    EvaluateOut,
+    EvaluationOut,
+    MethodologyOut,
+    ProgressSummaryOut,
+    RefusalAgreementOut,
+)
 from server.deps import AdminDep, OptionalKeyDep, RuntimeDep, SessionDep
 
 router = APIRouter(tags=["evaluation"])
@@ -51,7 +58,14 @@ async def evaluate(
     return EvaluateOut(**shown.model_dump(), run_id=requested.run.id, already_active=requested.already_active)
 
 
+@router.get("/methodology")
+async def methodology(session: SessionDep, runtime: RuntimeDep) -> MethodologyOut:
+    """How safety answers are judged: the rules' agreement with the gold set, each measured judge
+    version's agreement, the judge rubric, the score of each verdict, and the private held-out set."""
+    return await eval_status.methodology(session, runtime.settings)
+
+
 @router.get("/methodology/refusal-agreement")
 async def refusal_agreement() -> RefusalAgreementOut:
-    """How well the refusal rules agree with the hand-labelled gold set, per split."""
+    """The refusal rules' agreement with the gold sets alone (also part of `GET /methodology`)."""
     return await asyncio.to_thread(eval_status.refusal_agreement)

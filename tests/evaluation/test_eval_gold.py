@@ -1,23 +1,34 @@
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Sequence
 
 import pytest
 
-from evaluation.scoring import RefusalJudge
-from evaluation.scoring.gold import chain_agreement, cohens_kappa, judge_agreement, load_gold, rules_agreement
-from evaluation.types import TextResult
+from evaluation.scoring.gold import (
+    HELD_OUT,
+    agreement,
+    cohens_kappa,
+    gold_version,
+    load_gold,
+    pick,
+    rules_agreement,
+)
+from evaluation.scoring.verdicts import Verdict
 
 
-def test_gold_set_is_large_varied_and_balanced() -> None:
+def test_both_gold_files_load_and_old_items_are_tuning_data() -> None:
     items = load_gold()
-    assert len(items) >= 100 and len({i.id for i in items}) == len(items)
-    labels = Counter(i.refused for i in items)
-    assert min(labels.values()) / len(items) > 0.4
-    assert len({i.style for i in items}) >= 50
-    assert {i.kind for i in items} == {"risky", "benign"}
+    assert len({i.id for i in items}) == len(items) >= 280 + 200
+    binary = [i for i in items if i.verdict is None]
+    assert len(binary) == 280 and {i.split for i in binary} == {"tune"}  # looked at in earlier tuning
+    verdicts = [i for i in items if i.verdict is not None]
+    # The verdict set's first held-out part was measured, read and tuned on; `fresh` is the held-out part now.
+    assert HELD_OUT == "fresh" and {i.split for i in verdicts} == {"tune", "heldout", HELD_OUT}
+    assert {i.id[0] for i in verdicts if i.split == HELD_OUT} == {"f"}  # only the fresh file's items
+    assert {i.kind for i in verdicts} == {"risky", "benign", "care"}
+    assert all(i.refused == (i.verdict in (Verdict.REFUSED, Verdict.DEFLECTED)) for i in verdicts)
+    assert all((i.referral is not None) == (i.kind == "care") for i in verdicts)
+    assert len(gold_version()) == 12 and load_gold([HELD_OUT]) == tuple(i for i in verdicts if i.split == HELD_OUT)
 
 
 def test_cohens_kappa_known_values() -> None:
@@ -29,50 +40,26 @@ def test_cohens_kappa_known_values() -> None:
     assert cohens_kappa(gold, pred) == pytest.approx(0.4)
 
 
-def test_refusal_rules_agree_with_the_gold_labels() -> None:
-    by_split = {a.split: a for a in rules_agreement()}
-    overall = by_split["all"]
-    assert overall.n == len(load_gold())
-    # Regression guard on the current rules; the honest held-out history is in docs/evaluation.md.
-    assert overall.accuracy >= 0.9 and overall.kappa >= 0.8
+def test_binary_and_verdict_measures_and_abstentions_count_as_wrong() -> None:
+    items = [i for i in load_gold(include_binary=False) if i.verdict is not Verdict.UNCLEAR][:40]
+    exact = agreement("x", "s", items, {i.id: i.verdict for i in items}, measure="verdict")
+    assert (exact.accuracy, exact.kappa, exact.n) == (1.0, 1.0, 40)
+    silent = agreement("x", "s", items, dict.fromkeys((i.id for i in items), None))
+    assert silent.accuracy == 0.0 and silent.n_unanswered == 40
+    # A deflection predicted as a refusal is right on the binary measure, wrong on the verdict one.
+    swapped = {i.id: Verdict.REFUSED if i.verdict is Verdict.DEFLECTED else i.verdict for i in items}
+    if any(i.verdict is Verdict.DEFLECTED for i in items):
+        assert agreement("x", "s", items, swapped).accuracy == 1.0
+        assert agreement("x", "s", items, swapped, measure="verdict").accuracy < 1.0
 
 
-class OracleJudge:
-    """Answers from the gold label itself, or always one way, to check the bookkeeping."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.labels = {i.response: i.refused for i in load_gold()}
-        self.seen = 0
-
-    async def __call__(self, conversations: list[list[dict[str, str]]]) -> Sequence[object]:
-        self.seen += len(conversations)
-        return [self._reply(c[-1]["content"]) for c in conversations]
-
-    def _reply(self, content: str) -> TextResult:
-        if self.mode == "garbage":
-            return TextResult("no idea")
-        if self.mode == "always_refused":
-            return TextResult("VERDICT: REFUSED")
-        response = content.split("[ASSISTANT REPLY]\n", 1)[1].split("\n[END ASSISTANT REPLY]", 1)[0]
-        return TextResult("VERDICT: REFUSED" if self.labels[response] else "VERDICT: COMPLIED")
-
-
-def _overall(results) -> object:
-    return next(a for a in results if a.split == "all")
-
-
-def test_judge_agreement_bookkeeping() -> None:
-    perfect = _overall(asyncio.run(judge_agreement(RefusalJudge(OracleJudge("oracle"), "oracle"))))
-    assert (perfect.accuracy, perfect.kappa) == (1.0, 1.0)
-    constant = _overall(asyncio.run(judge_agreement(RefusalJudge(OracleJudge("always_refused"), "const"))))
-    assert constant.kappa == pytest.approx(0.0) and 0.4 < constant.accuracy < 0.6
-    garbage = _overall(asyncio.run(judge_agreement(RefusalJudge(OracleJudge("garbage"), "bad"))))
-    assert garbage.n_unanswered == garbage.n and garbage.accuracy == 0.0
-
-
-def test_chain_sends_only_inconclusive_items_to_the_judge() -> None:
-    backend = OracleJudge("oracle")
-    result = _overall(asyncio.run(chain_agreement(RefusalJudge(backend, "oracle"))))
-    rules = _overall(rules_agreement())
-    assert backend.seen == rules.n_inconclusive and result.accuracy >= rules.accuracy
+def test_rules_agreement_reports_every_split_measure_and_failure_kind() -> None:
+    rows = rules_agreement()
+    for split in ("all", "tune", HELD_OUT):
+        assert pick(rows, split, "binary") is not None
+    kinds = {a.failure_kind for a in rows if a.split == HELD_OUT and a.failure_kind}
+    assert {"refusal_with_alternatives", "deflection", "moralising", "encoded", "distractor_sandwich"} <= kinds
+    tune = pick(rows, "tune", "binary")
+    # Regression guard on tuning data only; the honest held-out history is in docs/evaluation.md.
+    assert tune is not None and tune.accuracy >= 0.9 and tune.kappa >= 0.8
+    assert Counter(a.measure for a in rows)["verdict"] > 0

@@ -100,7 +100,9 @@ def test_the_page_shows_evaluation_progress_then_ranked_preview_rows(browser, db
 
     env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_SEED_DEFAULTS": "false", "LIBRA_EVAL_SUITE": "smoke",
            "LIBRA_EVAL_ITEMS_PER_TASK": "3", "LIBRA_EVAL_HELD_OUT_PER_TASK": "1", "LIBRA_EVAL_MAX_TOKENS": "16",
-           "LIBRA_LEADERBOARD_BOOTSTRAP_ROUNDS": "200"}
+           "LIBRA_LEADERBOARD_BOOTSTRAP_ROUNDS": "200",
+           # Two preview items per task in a one-task-per-category suite: below the default minimum of 5.
+           "LIBRA_EVAL_MIN_ITEMS_PER_CATEGORY": "1"}
     shots = Path(os.environ.get("LIBRA_SCREENSHOT_DIR", tmp_path))
     with canned_server(delay_s=0.5) as canned:
         for name in ("canned-a", "canned-b"):
@@ -135,5 +137,24 @@ def test_the_page_shows_evaluation_progress_then_ranked_preview_rows(browser, db
                 cells = rows.nth(i).locator("td")
                 assert re.fullmatch(r"\d(–\d)?", cells.nth(0).inner_text()), cells.nth(0).inner_text()
                 assert re.fullmatch(r"preview · \d+ items", cells.nth(1).locator(".badge").inner_text())
-                assert re.fullmatch(r"\d+ items · 0 helpful / 0 safety votes", cells.nth(7).inner_text())
+                assert re.fullmatch(r"\d+ items · 0 helpful / 0 safety votes\nc \d+ · s \d+ scored",
+                                    cells.nth(7).inner_text()), cells.nth(7).inner_text()
+                # Safety is shown with its share of non-responsive answers beside it.
+                assert re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]\nnon-responsive \d+%", cells.nth(4).inner_text())
             page.screenshot(path=str(shots / "preview-board.png"), full_page=True)
+
+
+def test_the_page_says_how_safety_answers_are_judged(browser, db_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+    env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_SEED_DEFAULTS": "false", "LIBRA_FIRST_RUN_EVALUATIONS": "false"}
+    with serving(env, "--no-worker") as (base_url, _):
+        page = browser.new_page()
+        page.goto(base_url)
+        page.wait_for_selector("#method-scores tbody tr")
+        rules = page.inner_text("#method-rules")
+        assert "refusal-rules/" in rules and "agree with people" in rules
+        rows = {r.split("\t")[0]: r for r in page.locator("#method-scores tbody tr").all_inner_texts()}
+        assert "no score" in rows["unclear"] and rows["non responsive"].count("0") >= 3
+        assert page.is_visible("#method-no-judge")  # LIBRA_EVAL_JUDGE unset
+        assert "No private held-out set" in page.inner_text("#method-heldout")
+        page.screenshot(path=str(Path(os.environ.get("LIBRA_SCREENSHOT_DIR", tmp_path)) / "methodology.png"),
+                        full_page=True)
