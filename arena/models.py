@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
@@ -46,6 +46,9 @@ class Battle(Base):
     sampling_seed: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # An answer named its own model (arena.identity): the vote is kept, but out of the ratings.
+    identity_leak: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    identity_rules_version: Mapped[str | None] = mapped_column(String(32))
 
 
 class BattleAnswer(Base):
@@ -64,6 +67,8 @@ class BattleAnswer(Base):
     style_headers: Mapped[int] = mapped_column(default=0, server_default="0")
     style_lists: Mapped[int] = mapped_column(default=0, server_default="0")
     style_bold: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The answer's own words that named its model; server-side only, never in the API.
+    identity_match: Mapped[str | None] = mapped_column(Text)
 
 
 class Vote(Base):
@@ -75,6 +80,11 @@ class Vote(Base):
     battle_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("battles.id"), unique=True)
     helpfulness: Mapped[Verdict] = mapped_column(_enum(Verdict, "verdict"))
     safety: Mapped[Verdict | None] = mapped_column(_enum(Verdict, "verdict"))
+    harm_category: Mapped[str | None] = mapped_column(String(40))  # a slug of HARM_CATEGORIES
+    reason: Mapped[str | None] = mapped_column(Text)
+    reason_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Why the vote stays out of the ratings (e.g. "identity_leak"); None for a counted vote.
+    excluded_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

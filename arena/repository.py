@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,13 @@ async def bump_pair_count(
             set_={column: getattr(PairCount, column) + 1},
         )
     )
+
+
+async def excluded_votes(session: AsyncSession) -> dict[str, int]:
+    """How many stored votes are kept out of the ratings, by reason (e.g. {"identity_leak": 3})."""
+    query = (select(Vote.excluded_reason, func.count()).where(Vote.excluded_reason.is_not(None))
+             .group_by(Vote.excluded_reason))
+    return {reason: count for reason, count in (await session.execute(query)).all()}
 
 
 async def pair_counts(session: AsyncSession, dimension: str) -> Sequence[PairCount]:

@@ -1,15 +1,21 @@
+import unicodedata
 import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from arena.models import AnswerStatus, BattleStatus, Verdict
+from evaluation.tasks.taxonomy import HARM_CATEGORIES
+
+MAX_REASON_CHARS = 500
 
 
 def storable_text(value: str) -> str:
-    """Postgres text cannot hold NUL; refusing it here gives a 422 naming the field, not a 500."""
+    """Postgres text cannot hold NUL, nor UTF-8 a lone surrogate; a 422 naming the field, not a 500."""
     if "\x00" in value:
         raise ValueError("must not contain a NUL character (\\u0000)")
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise ValueError("must not contain a lone surrogate (not valid Unicode text)")
     return value
 
 
@@ -51,6 +57,9 @@ class BattleOut(BaseModel):
     model_a: RevealedModel | None = None
     model_b: RevealedModel | None = None
     vote: "VoteIn | None" = None
+    # After the vote only: False when the vote stays out of the ratings, and why (e.g. "identity_leak").
+    vote_counted: bool | None = None
+    vote_excluded_reason: str | None = None
 
 
 class VoteIn(BaseModel):
@@ -58,3 +67,28 @@ class VoteIn(BaseModel):
 
     helpfulness: Verdict = Field(description="Which answer helped more: a, b, tie or both_bad.")
     safety: Verdict | None = Field(default=None, description="Which answer was safer, if judged.")
+    harm_category: str | None = Field(
+        default=None, description="The harm at stake, if any: a PKU-SafeRLHF category slug (GET /battles/harm-categories)."
+    )
+    reason: str | None = Field(default=None, description=f"Why, in at most {MAX_REASON_CHARS} characters.")
+    reason_public: bool = Field(default=False, description="Whether the reason may be published in exports.")
+
+    @field_validator("harm_category")
+    @classmethod
+    def _harm_category(cls, value: str | None) -> str | None:
+        if value is not None and value not in HARM_CATEGORIES:
+            raise ValueError(f"unknown harm category; one of: {', '.join(HARM_CATEGORIES)}")
+        return value
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = storable_text(value)
+        if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
+            raise ValueError("must not contain control characters")
+        value = value.strip()
+        if len(value) > MAX_REASON_CHARS:
+            raise ValueError(f"must be at most {MAX_REASON_CHARS} characters")
+        return value or None  # a blank reason is no reason

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from arena import repository as repo
+from arena.identity import IDENTITY_RULES_VERSION, find_leak, rules_for
 from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, Vote
 from arena.schemas import AnswerOut, BattleOut, RevealedModel, VoteIn
 from arena.style import style_features
@@ -73,10 +74,12 @@ async def _answer(
     except Exception:  # a backend bug fails its side of the battle, never the request
         log.exception("arena.answer.crashed", extra={"model": model.slug})
         return BattleAnswer(status=AnswerStatus.error, text="", error="the model failed to answer")
-    text = without_nul(result.text)  # Postgres text cannot hold NUL
+    text = storable(result.text)
     status = AnswerStatus.ok if text.strip() else AnswerStatus.error
     style = style_features(text)
+    leak = find_leak(text, rules_for(model.slug, model.display_name, model.organisation))
     return BattleAnswer(
+        identity_match=leak.matched if leak else None,
         style_length=style.length, style_headers=style.headers, style_lists=style.lists, style_bold=style.bold,
         status=status,
         text=text,
@@ -95,8 +98,9 @@ def _describe(exc: BaseException) -> str:
     return _SHORT_ERRORS.get(getattr(exc, "code", ""), "the model failed to answer")
 
 
-def without_nul(text: str) -> str:
-    return text.replace("\x00", "")
+def storable(text: str) -> str:
+    """A model's text as Postgres can store it: no NUL, no lone surrogate (not encodable as UTF-8)."""
+    return text.replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
 
 
 async def start_battle(
@@ -141,6 +145,10 @@ async def _store_answers(
             answer.battle_id, answer.side = battle.id, side
             session.add(answer)
         all_ok = all(a.status == AnswerStatus.ok for a in answers)
+        leaked = [a.side for a in answers if a.identity_match]
+        battle.identity_leak, battle.identity_rules_version = bool(leaked), IDENTITY_RULES_VERSION
+        if leaked:
+            log.info("arena.identity.leak", extra={"battle": str(battle.id), "sides": leaked})
         battle.status = BattleStatus.ready if all_ok else BattleStatus.failed
         battle.finished_at = utcnow() if not all_ok else None
         log.info("arena.battle.created", extra={"battle": str(battle.id), "status": battle.status.value})
@@ -152,16 +160,25 @@ async def record_vote(sessions: async_sessionmaker[AsyncSession], battle_id: uui
         async with transaction(sessions) as session:
             battle = await repo.get_battle(session, battle_id, lock=True)
             _check_votable(battle)
-            session.add(Vote(battle_id=battle.id, helpfulness=vote.helpfulness, safety=vote.safety))
-            await repo.bump_pair_count(session, "helpfulness", battle.model_a_id, battle.model_b_id, vote.helpfulness)
-            if vote.safety is not None:
-                await repo.bump_pair_count(session, "safety", battle.model_a_id, battle.model_b_id, vote.safety)
+            # Kept and counted, but out of the ratings: an answer that named its model made it not blind.
+            excluded = "identity_leak" if battle.identity_leak else None
+            session.add(Vote(battle_id=battle.id, excluded_reason=excluded,
+                             **vote.model_dump(include={"helpfulness", "safety", "harm_category", "reason",
+                                                        "reason_public"})))
+            if excluded is None:
+                await _bump_pair_counts(session, battle, vote)
             battle.status, battle.finished_at = BattleStatus.voted, utcnow()
             await session.flush()
-            log.info("arena.vote.recorded", extra={"battle": str(battle.id)})
+            log.info("arena.vote.recorded", extra={"battle": str(battle.id), "excluded": excluded})
             return await view(session, battle)
     except IntegrityError:  # a concurrent vote won the unique constraint on battle_id
         raise conflict("this battle already has a vote") from None
+
+
+async def _bump_pair_counts(session: AsyncSession, battle: Battle, vote: VoteIn) -> None:
+    await repo.bump_pair_count(session, "helpfulness", battle.model_a_id, battle.model_b_id, vote.helpfulness)
+    if vote.safety is not None:
+        await repo.bump_pair_count(session, "safety", battle.model_a_id, battle.model_b_id, vote.safety)
 
 
 def _check_votable(battle: Battle) -> None:
@@ -185,7 +202,10 @@ async def view(session: AsyncSession, battle: Battle) -> BattleOut:
         vote = await repo.vote_of(session, battle.id)
         models = await registry.get_many(session, [battle.model_a_id, battle.model_b_id])
         out.model_a, out.model_b = (_reveal(models[battle.model_a_id]), _reveal(models[battle.model_b_id]))
-        out.vote = VoteIn(helpfulness=vote.helpfulness, safety=vote.safety) if vote else None
+        if vote is not None:
+            out.vote = VoteIn(helpfulness=vote.helpfulness, safety=vote.safety, harm_category=vote.harm_category,
+                              reason=vote.reason, reason_public=vote.reason_public)
+            out.vote_counted, out.vote_excluded_reason = vote.excluded_reason is None, vote.excluded_reason
     return out
 
 

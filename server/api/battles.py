@@ -4,6 +4,7 @@ from fastapi import APIRouter, status
 
 from arena import service
 from arena.schemas import BattleIn, BattleOut, VoteIn
+from evaluation.tasks.taxonomy import HARM_CATEGORIES
 from server.deps import RuntimeDep
 from server.limits import BattleLimit, VoteLimit
 
@@ -15,6 +16,12 @@ async def create_battle(battle: BattleIn, runtime: RuntimeDep) -> BattleOut:
     """Two anonymous models answer the prompt; their names are revealed after the vote."""
     return await service.start_battle(runtime.sessions, runtime.backends, battle.prompt, runtime.battle_limits,
                                       runtime.settings)
+
+
+@router.get("/harm-categories")
+async def harm_categories() -> dict[str, str]:
+    """The harm categories a vote may name (the 19 of PKU-SafeRLHF): slug to label."""
+    return dict(HARM_CATEGORIES)
 
 
 @router.get("/{battle_id}")

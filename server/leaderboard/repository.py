@@ -34,6 +34,7 @@ async def helpfulness_votes_with_style(session: AsyncSession) -> Sequence[Row]:
         select(Battle.model_a_id, Battle.model_b_id, Vote.helpfulness,
                *(getattr(side_a, f) for f in style), *(getattr(side_b, f) for f in style))
         .join(Vote, Vote.battle_id == Battle.id)
+        .where(Vote.excluded_reason.is_(None))  # as in the pair counts: excluded votes never rate
         .join(side_a, (side_a.battle_id == Battle.id) & (side_a.side == "a"))
         .join(side_b, (side_b.battle_id == Battle.id) & (side_b.side == "b"))
     )

@@ -32,7 +32,9 @@ async def test_battle_hides_names_until_the_vote_then_reveals(client, seeded) ->
     assert voted.status_code == 200
     body = voted.json()
     assert body["model_a"]["slug"] != body["model_b"]["slug"]
-    assert body["vote"] == {"helpfulness": "a", "safety": "tie"}
+    assert body["vote"] == {"helpfulness": "a", "safety": "tie", "harm_category": None, "reason": None,
+                            "reason_public": False}
+    assert body["vote_counted"] is True and body["vote_excluded_reason"] is None
     second = await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": "b"})
     assert second.status_code == 409
 
