@@ -1,0 +1,48 @@
+"""The arena benchmark's pure parts: the pairing simulation at a tiny size and the shape of its targets.
+No timings are asserted (the figures come from `python -m benchmarks.arena`)."""
+
+import json
+
+import numpy as np
+
+from benchmarks import arena, arena_pairing
+
+TINY = arena_pairing.SimPlan(models=4, repeats=1, refresh=200, max_votes=40_000)
+
+
+def test_vote_information_is_largest_for_even_pairs() -> None:
+    ratings = np.array([1000.0, 1000.0, 1400.0])
+    info = arena_pairing.vote_information(ratings, 0.5, np.array([0, 0]), np.array([1, 2]))
+    assert info[0] > info[1] > 0
+
+
+def test_active_pairs_go_to_the_most_uncertain_model() -> None:
+    covariance = np.diag([100.0, 100.0, 100.0, 2500.0])
+    a, b = arena_pairing.active_pairs(covariance, np.full(4, 1000.0), 0.5, 6)
+    assert a.shape == b.shape == (6,) and np.all(a != b)
+    assert np.sum((a == 3) | (b == 3)) >= 4  # most of the first votes involve the wide model
+
+
+def test_pairing_simulation_reaches_the_width_and_records_its_seeds() -> None:
+    result = arena_pairing.pairing_efficiency(TINY, seed=7)
+    run = result["runs"][0]
+    assert run["seed"] == [7, 5, 0]
+    assert run["uniform_votes"] and run["active_votes"]
+    assert run["uniform_votes"] % TINY.refresh == 0
+    assert result["active_over_uniform_total_votes"] == run["active_votes"] / run["uniform_votes"]
+    assert arena_pairing.pairing_efficiency(TINY, seed=7)["runs"] == result["runs"]  # replayable from the seed
+
+
+def test_targets_have_value_goal_met_and_notes_for_the_missing_ones() -> None:
+    phase = {"req_per_s": 100.0, "p99_ms": 10.0}
+    http = {"healthz": {"req_per_s": 1000.0, "p99_ms": 1.0}, "vote": phase, "battle_create": phase,
+            "votes_audit": {"lost": 0, "duplicated": 1}}
+    found = arena.targets(http, {"active_over_uniform_total_votes": 0.5})
+    json.dumps(found)
+    assert all({"value", "goal", "met"} <= set(t) for t in found.values())
+    assert found["vote_over_healthz_rps"] == {"value": 0.1, "goal": ">= 0.25", "met": False}
+    assert found["vote_p99_ms"]["met"] and found["pairing_active_over_uniform_votes"]["met"]
+    assert found["lost_votes"]["met"] and not found["duplicated_votes"]["met"]
+    missing = [name for name, t in found.items() if t["value"] is None]
+    assert {"stream_ttft_overhead_ms", "rigging_shift_over_interval_width"} <= set(missing)
+    assert all(found[name]["note"] and not found[name]["met"] for name in missing)
