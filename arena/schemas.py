@@ -2,7 +2,7 @@ import unicodedata
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arena.models import AnswerStatus, BattleStatus, Verdict
 from evaluation.tasks.taxonomy import HARM_CATEGORIES
@@ -23,14 +23,30 @@ class BattleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # The length cap is a setting (413 above it), checked by the service, not here.
-    prompt: str = Field(min_length=1, description="The visitor's prompt.")
+    prompt: str | None = Field(default=None, min_length=1, description="The visitor's prompt (or a pool item).")
+    attack: str | None = Field(
+        default=None, description="Attack mode: an attack transform (GET /arena/attacks) that rewrites the prompt."
+    )
+    pool_item: str | None = Field(
+        default=None, description='"Surprise me": a prompt of the curated pool (GET /arena/surprise), sent as is.'
+    )
 
     @field_validator("prompt")
     @classmethod
-    def _prompt(cls, value: str) -> str:
+    def _prompt(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.strip():
             raise ValueError("must not be blank")
         return storable_text(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "BattleIn":
+        if (self.prompt is None) == (self.pool_item is None):
+            raise ValueError("send either a prompt or a pool_item")
+        if self.attack is not None and self.prompt is None:
+            raise ValueError("an attack rewrites your own prompt: send a prompt with it")
+        return self
 
 
 class AnswerOut(BaseModel):

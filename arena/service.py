@@ -14,21 +14,23 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from arena import health, pairing, prompts
 from arena import repository as repo
 from arena.identity import IDENTITY_RULES_VERSION, find_leak, rules_for
-from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, Vote
-from arena.schemas import AnswerOut, BattleOut, RevealedModel, VoteIn
+from arena.integrity import VoterIdentity
+from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, BattleTurn
+from arena.schemas import AnswerOut, BattleIn, BattleOut, RevealedModel, VoteIn
 from arena.style import style_features
 from core.db import transaction, utcnow
-from core.errors import LibraError, conflict
+from core.errors import LibraError
 from core.registry import repository as registry
-from core.registry.models import Contestant, ContestantStatus
+from core.registry.models import Contestant
 from core.secrets import backend_config
 from core.settings import Settings
 from inference import BackendPool, InferenceError, Message, SamplingParams, parse_backend_config
+from inference.priority import interactive
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +40,6 @@ class BattleLimits:
     max_prompt_chars: int
     max_tokens: int
     timeout_s: float
-
-
-def draw_pair(ids: Sequence[int], rng: np.random.Generator) -> tuple[int, int]:
-    """Two distinct contestants, uniformly; the order decides which is side A."""
-    if len(ids) < 2:
-        raise LibraError("the arena needs at least two active models", status=503, code="no_pair")
-    first, second = rng.choice(len(ids), size=2, replace=False)
-    return ids[int(first)], ids[int(second)]
 
 
 # Shown to visitors: short and fixed, never the backend's own message (it may name hosts or files).
@@ -104,31 +98,36 @@ def storable(text: str) -> str:
 
 
 async def start_battle(
-    sessions: async_sessionmaker[AsyncSession], pool: BackendPool, prompt: str, limits: BattleLimits,
-    settings: Settings | None = None,
+    sessions: async_sessionmaker[AsyncSession], pool: BackendPool, request: BattleIn, limits: BattleLimits,
+    settings: Settings | None = None, voter: VoterIdentity | None = None,
 ) -> BattleOut:
-    if len(prompt) > limits.max_prompt_chars:
+    if request.prompt is not None and len(request.prompt) > limits.max_prompt_chars:
         raise LibraError(
-            f"the prompt has {len(prompt)} characters; the limit is {limits.max_prompt_chars}",
+            f"the prompt has {len(request.prompt)} characters; the limit is {limits.max_prompt_chars}",
             status=413, code="prompt_too_long", field="prompt",
         )
     seed = secrets.randbits(31)
+    rng = np.random.default_rng(seed)
+    prompt = prompts.resolve(request.prompt, request.attack, request.pool_item, rng)
     async with transaction(sessions) as session:
-        active = await registry.list_all(session, ContestantStatus.active)
-        a_id, b_id = draw_pair([m.id for m in active], np.random.default_rng(seed))
-        battle = Battle(prompt=prompt, status=BattleStatus.generating, model_a_id=a_id,
-                        model_b_id=b_id, sampling_seed=seed)
+        pair = await pairing.draw(session, rng, settings)
+        battle = Battle(id=uuid.uuid4(), prompt=prompt.text, status=BattleStatus.generating, model_a_id=pair.model_a.id,
+                        model_b_id=pair.model_b.id, sampling_seed=seed, prompt_source=prompt.source,
+                        attack=prompt.attack, pool_item=prompt.pool_item, pairing=pair.record,
+                        creator_hash=voter.session_hash if voter else None,
+                        address_hash=voter.address_hash if voter else None)
         session.add(battle)
-    models = {m.id: m for m in active}
+        session.add(BattleTurn(battle_id=battle.id, turn=1, prompt=prompt.text))
     try:
-        answers = await asyncio.gather(
-            _answer(pool, models[a_id], prompt, limits, settings),
-            _answer(pool, models[b_id], prompt, limits, settings),
-        )
+        with interactive():  # a shared embedded engine serves the arena before queued evaluation work
+            answers = await asyncio.gather(
+                _answer(pool, pair.model_a, prompt.text, limits, settings),
+                _answer(pool, pair.model_b, prompt.text, limits, settings),
+            )
     except BaseException:  # cancelled (the client left, shutdown): the battle ends failed, not 'generating'
         await asyncio.shield(_fail(sessions, battle.id))
         raise
-    return await _store_answers(sessions, battle.id, answers)
+    return await _store_answers(sessions, battle.id, answers, settings)
 
 
 async def _fail(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID) -> None:
@@ -137,13 +136,15 @@ async def _fail(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID
 
 
 async def _store_answers(
-    sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, answers: Sequence[BattleAnswer]
+    sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, answers: Sequence[BattleAnswer],
+    settings: Settings | None = None,
 ) -> BattleOut:
     async with transaction(sessions) as session:
         battle = await repo.get_battle(session, battle_id, lock=True)
-        for side, answer in zip("ab", answers, strict=True):
-            answer.battle_id, answer.side = battle.id, side
+        for side, answer, model_id in zip("ab", answers, (battle.model_a_id, battle.model_b_id), strict=True):
+            answer.battle_id, answer.side, answer.turn = battle.id, side, 1
             session.add(answer)
+            await health.record_answer(session, model_id, answer.status == AnswerStatus.ok, answer.error, settings)
         all_ok = all(a.status == AnswerStatus.ok for a in answers)
         leaked = [a.side for a in answers if a.identity_match]
         battle.identity_leak, battle.identity_rules_version = bool(leaked), IDENTITY_RULES_VERSION
@@ -151,41 +152,9 @@ async def _store_answers(
             log.info("arena.identity.leak", extra={"battle": str(battle.id), "sides": leaked})
         battle.status = BattleStatus.ready if all_ok else BattleStatus.failed
         battle.finished_at = utcnow() if not all_ok else None
+        battle.answered_at = utcnow() if all_ok else None
         log.info("arena.battle.created", extra={"battle": str(battle.id), "status": battle.status.value})
         return await view(session, battle)
-
-
-async def record_vote(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, vote: VoteIn) -> BattleOut:
-    try:
-        async with transaction(sessions) as session:
-            battle = await repo.get_battle(session, battle_id, lock=True)
-            _check_votable(battle)
-            # Kept and counted, but out of the ratings: an answer that named its model made it not blind.
-            excluded = "identity_leak" if battle.identity_leak else None
-            session.add(Vote(battle_id=battle.id, excluded_reason=excluded,
-                             **vote.model_dump(include={"helpfulness", "safety", "harm_category", "reason",
-                                                        "reason_public"})))
-            if excluded is None:
-                await _bump_pair_counts(session, battle, vote)
-            battle.status, battle.finished_at = BattleStatus.voted, utcnow()
-            await session.flush()
-            log.info("arena.vote.recorded", extra={"battle": str(battle.id), "excluded": excluded})
-            return await view(session, battle)
-    except IntegrityError:  # a concurrent vote won the unique constraint on battle_id
-        raise conflict("this battle already has a vote") from None
-
-
-async def _bump_pair_counts(session: AsyncSession, battle: Battle, vote: VoteIn) -> None:
-    await repo.bump_pair_count(session, "helpfulness", battle.model_a_id, battle.model_b_id, vote.helpfulness)
-    if vote.safety is not None:
-        await repo.bump_pair_count(session, "safety", battle.model_a_id, battle.model_b_id, vote.safety)
-
-
-def _check_votable(battle: Battle) -> None:
-    if battle.status == BattleStatus.voted:
-        raise conflict("this battle already has a vote")
-    if battle.status != BattleStatus.ready:
-        raise conflict(f"this battle is {battle.status.value} and cannot be voted on")
 
 
 async def get(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID) -> BattleOut:

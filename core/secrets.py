@@ -7,6 +7,7 @@ then register them again.
 """
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,21 @@ def _checked(key: str, source: str) -> Fernet:
 
 def _secret_error(message: str) -> LibraError:
     return LibraError(message, status=500, code="secret_key")
+
+
+def home_secret(settings: Settings, name: str) -> bytes:
+    """A random secret generated once into LIBRA_HOME/<name> (owner-readable only) and shared by the
+    processes that share that folder; with several hosts, set the matching setting instead."""
+    path = Path(settings.home) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{name}.{os.getpid()}")
+        draft.write_text(secrets.token_urlsafe(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # atomic: of two processes starting at once, one secret wins
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip().encode()

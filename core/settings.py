@@ -25,6 +25,39 @@ class Settings(BaseSettings):
     battle_max_tokens: int = Field(default=200, ge=1, le=4096, description="Token cap per arena answer.")
     battle_timeout_s: float = Field(default=120.0, gt=0, description="Time limit for one arena answer.")
     stale_battle_minutes: int = Field(default=10, ge=1, description="Housekeeping fails battles stuck this long.")
+    # The arena in full (docs/arena.md)
+    arena_max_turns: int = Field(default=3, ge=1, le=20, description="Prompts one battle may hold before the vote.")
+    arena_vote_window_minutes: int = Field(
+        default=60, ge=1, description="A battle not voted on this long after its last answer expires (409 on vote)."
+    )
+    arena_pairing: Literal["active", "uniform"] = Field(
+        default="active", description="How pairs are drawn: active (where a vote teaches the ranking most) or uniform."
+    )
+    arena_new_model_votes: int = Field(
+        default=30, ge=0, description="A model with fewer counted votes than this is boosted in pair draws."
+    )
+    arena_new_model_boost: float = Field(default=3.0, ge=1, description="Draw weight factor of a new model.")
+    arena_failures_to_pause: int = Field(
+        default=3, ge=1, description="Arena answers failed in a row before a model is paused from pairing."
+    )
+    arena_votes_per_session_hour: int = Field(default=120, ge=0, description="Votes one session may cast per hour "
+                                              "(0: no cap).")
+    arena_votes_per_address_hour: int = Field(default=600, ge=0, description="Votes one address may cast per hour "
+                                              "(0: no cap).")
+    arena_read_words_per_s: float = Field(
+        default=15.0, gt=0, description="Reading speed: a vote sooner than the answers' words allow is held for review."
+    )
+    arena_one_sided_votes: int = Field(
+        default=12, ge=2, description="Votes of one session after which voting always for one model is held for review."
+    )
+    arena_burst_votes: int = Field(
+        default=60, ge=2, description="Votes from one address range (/24, /48) in the burst window before review."
+    )
+    arena_burst_window_s: int = Field(default=300, ge=1, description="Window of the burst rule.")
+    arena_voter_salt: SecretStr | None = Field(
+        default=None, description="Salt of the voter hashes. Unset: generated once into LIBRA_HOME/voter.salt "
+                                  "(set it when API processes run on several hosts).",
+    )
     housekeeping_cron: str = Field(
         default="*/5 * * * *", description="Cron of the housekeeping job (a 6th field is seconds)."
     )

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from core.errors import LibraError
 from core.settings import Settings
-from server.api import battles, evaluations, health, leaderboard, models
+from server.api import arena, battles, evaluations, health, leaderboard, models, pairing, review, votes
 from server.api import keys as keys_api
 from server.middleware import BodyLimit, SecurityHeaders, SessionCookie
 from server.openapi import install_docs
@@ -106,7 +106,8 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    for router in (health.router, models.router, battles.router, evaluations.router, leaderboard.router):
+    for router in (health.router, models.router, battles.router, votes.router, arena.router, evaluations.router,
+                   leaderboard.router, review.router, pairing.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(keys_api.router, prefix="/api/v1")
     app.include_router(models.review_router, prefix="/api/v1")

@@ -8,14 +8,13 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
-from pathlib import Path
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.secrets import home_secret
 from core.settings import Settings
 
 # No 'unsafe-inline': the page loads app.js and style.css only. /docs and /redoc set their own policy.
@@ -104,23 +103,10 @@ class BodyLimit:
 
 
 def session_secret(settings: Settings) -> bytes:
-    """LIBRA_SESSION_SECRET, or a random key generated once into LIBRA_HOME (shared by the processes
-    that share that folder; with several hosts, set the setting)."""
+    """LIBRA_SESSION_SECRET, or a random key generated once into LIBRA_HOME/session.key."""
     if settings.session_secret is not None:
         return settings.session_secret.get_secret_value().encode()
-    path = Path(settings.home) / "session.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".session.key.{os.getpid()}")
-        draft.write_text(secrets.token_urlsafe(32))
-        draft.chmod(0o600)
-        try:
-            os.link(draft, path)  # atomic: of two processes starting at once, one key wins
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return path.read_text().strip().encode()
+    return home_secret(settings, "session.key")
 
 
 class SessionCookie:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from arena import service
+from arena.schemas import BattleIn
 from arena.models import Battle, BattleAnswer, BattleStatus
 from core.db import transaction
 from core.registry import repository as registry
@@ -144,7 +145,7 @@ async def test_a_prompt_with_nul_is_refused_before_anything_is_written(client, r
 
 async def test_an_interrupted_generation_leaves_the_battle_failed(runtime, two_models) -> None:
     pool = ScriptedPoolForTests(None, None)
-    task = asyncio.create_task(service.start_battle(runtime.sessions, pool, "hello", runtime.battle_limits))
+    task = asyncio.create_task(service.start_battle(runtime.sessions, pool, BattleIn(prompt="hello"), runtime.battle_limits))
     deadline = time.monotonic() + 10
     while not await _battle_rows(runtime) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
