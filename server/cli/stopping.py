@@ -26,7 +26,7 @@ def hard_stop(reason: str) -> None:
     typer.secho(f"stopping now ({reason}); the embedded Postgres is stopped on the way out",
                 err=True, fg=typer.colors.YELLOW)
     try:
-        atexit._run_exitfuncs()
+        atexit._run_exitfuncs()  # noqa: SLF001 - the embedded Postgres' stop is registered there
     finally:
         sys.stderr.flush()
         os._exit(FORCED_EXIT_CODE)
