@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from arena.models import PromptSource
+from arena.schemas import BattleIn
 from core.errors import LibraError
 from evaluation import attacks
 
@@ -20,9 +21,10 @@ class ResolvedPrompt:
     pool_item: str | None = None
 
 
-def resolve(prompt: str | None, attack: str | None, pool_item: str | None,
-            rng: np.random.Generator) -> ResolvedPrompt:
-    """The text to send, checked; an attack transform draws its choices from `rng` (the battle's seed)."""
+def resolve(request: BattleIn, rng: np.random.Generator) -> ResolvedPrompt:
+    """The text to send, checked; an attack transform draws its choices from `rng` (the battle's seed),
+    or from `request.attack_seed` when the visitor previewed the text."""
+    prompt, attack, pool_item = request.prompt, request.attack, request.pool_item
     if pool_item is not None:
         raise LibraError("the prompt pool is not available yet", status=404, code="unknown_pool_item",
                          field="pool_item")

@@ -27,6 +27,10 @@ class BattleIn(BaseModel):
     attack: str | None = Field(
         default=None, description="Attack mode: an attack transform (GET /arena/attacks) that rewrites the prompt."
     )
+    attack_seed: int | None = Field(
+        default=None, ge=0, lt=2**31,
+        description="The seed a preview returned (POST /arena/attacks/preview): the battle then sends that exact text.",
+    )
     pool_item: str | None = Field(
         default=None, description='"Surprise me": a prompt of the curated pool (GET /arena/surprise), sent as is.'
     )

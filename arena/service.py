@@ -108,7 +108,7 @@ async def start_battle(
         )
     seed = secrets.randbits(31)
     rng = np.random.default_rng(seed)
-    prompt = prompts.resolve(request.prompt, request.attack, request.pool_item, rng)
+    prompt = prompts.resolve(request, rng)
     async with transaction(sessions) as session:
         pair = await pairing.draw(session, rng, settings)
         battle = Battle(id=uuid.uuid4(), prompt=prompt.text, status=BattleStatus.generating, model_a_id=pair.model_a.id,

@@ -8,6 +8,10 @@ is the same for every backend.
 import re
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arena.models import Battle, Verdict
+
 _HEADER = re.compile(r"^\s{0,3}#{1,6}\s+\S", re.MULTILINE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
 _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
@@ -28,3 +32,11 @@ def style_features(text: str) -> StyleFeatures:
         lists=len(_LIST_ITEM.findall(text)),
         bold=len(_BOLD.findall(text)),
     )
+
+
+async def bump_style_cell(session: AsyncSession, battle: Battle, verdict: Verdict) -> None:
+    """Counts a counted helpfulness vote in its pair's style cell (ranking.style), in the vote's transaction.
+
+    (Issue 11, item 11 fills this in; the vote path already calls it.)
+    """
+    return

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from arena import repository as repo
+from arena import style
 from arena.integrity import VoterIdentity
 from arena.models import Battle, BattleStatus, Vote
 from arena.schemas import BattleOut, VoteIn
@@ -43,6 +44,7 @@ async def record_vote(
 
 async def _bump_pair_counts(session: AsyncSession, battle: Battle, vote: VoteIn) -> None:
     await repo.bump_pair_count(session, "helpfulness", battle.model_a_id, battle.model_b_id, vote.helpfulness)
+    await style.bump_style_cell(session, battle, vote.helpfulness)
     if vote.safety is not None:
         await repo.bump_pair_count(session, "safety", battle.model_a_id, battle.model_b_id, vote.safety)
 
