@@ -90,18 +90,17 @@ class LlamaCppBackend(BaseBackend):
     def _decode_batch(
         self, llm: Llama, batch: list[list[Message]], params: SamplingParams, cancel: threading.Event
     ) -> list[BatchItem]:
-        threads = self.config.n_threads
+        threads, lend = self.config.n_threads, self._model.lend  # arena answers go between two decode steps
         if not self.config.correction_pass:
-            return decode_many(
-                llm, [self._prompt(llm, c) for c in batch], params, threads, lstrip=self._lstrip, cancel=cancel
-            )
-        drafts = decode_many(llm, [self._prompt(llm, c) for c in batch], params, threads, cancel=cancel)
+            return decode_many(llm, [self._prompt(llm, c) for c in batch], params, threads, lstrip=self._lstrip,
+                               cancel=cancel, lend=lend)
+        drafts = decode_many(llm, [self._prompt(llm, c) for c in batch], params, threads, cancel=cancel, lend=lend)
         fixes = [
             prompts.correction_messages(c, d.text) if isinstance(d, GenerationResult) else None
             for c, d in zip(batch, drafts, strict=True)
         ]
         rewritten = iter(decode_many(llm, [self._prompt(llm, f) for f in fixes if f], params, threads,
-                                     cancel=cancel))
+                                     cancel=cancel, lend=lend))
         return [_two_pass(d, next(rewritten)) if isinstance(d, GenerationResult) else d for d in drafts]
 
     def _effective(self, params: SamplingParams) -> SamplingParams:

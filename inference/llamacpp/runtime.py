@@ -1,10 +1,15 @@
 """Loaded llama.cpp models: one instance per file and settings, one thread each.
 
 A `llama_cpp.Llama` object is not safe to call from two threads at once. Each
-loaded model therefore owns a single-thread executor: every call on it, the
-lazy load included, runs there in arrival order, and a lock makes the rule
-explicit should anything ever reach the model another way. Queued requests
-wait in the executor's queue, not in borrowed pool threads.
+loaded model therefore owns a single worker thread: every call on it, the lazy
+load included, runs there, and a lock makes the rule explicit should anything
+ever reach the model another way. Queued requests wait in the worker's queue,
+not in borrowed pool threads.
+
+Calls made inside `inference.priority.interactive()` (arena answers) jump that
+queue, and a running evaluation batch lends the thread to them between two of
+its decode steps (`LoadedModel.lend`, see batch.py), so a battle does not wait
+for a batch of sixteen long answers.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from inference.errors import BackendUnavailable
 from inference.llamacpp.files import resolve_model_file
-from inference.threads import Emit, stream_from_thread
+from inference.priority import is_interactive
+from inference.threads import Emit, PriorityExecutor, stream_from_thread
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -66,12 +71,31 @@ class ModelKey:
 class LoadedModel:
     """One lazily loaded llama.cpp instance and the only thread that touches it."""
 
-    def __init__(self, key: ModelKey, cache_dir: Path) -> None:
+    def __init__(self, key: ModelKey, cache_dir: Path, *, preempt: bool = True) -> None:
+        """`preempt=False` restores first-come-first-served with no lending (for benchmarks only)."""
         self.key = key
         self._cache_dir = cache_dir
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{key.model}")
-        self._lock = threading.Lock()
+        self._executor = PriorityExecutor(f"llama-{key.model}", preempt=preempt)
+        # Re-entrant: an interactive call lent the thread runs inside a batch that holds the lock.
+        self._lock = threading.RLock()
         self._llm: Llama | None = None
+
+    @property
+    def lent(self) -> int:
+        """Interactive calls that ran inside a batch so far."""
+        return self._executor.lent
+
+    def lend(self) -> float:
+        """From a batch on this model's thread: run the waiting interactive calls now; seconds spent.
+
+        The caller's state must not live in the model's main context, which the interactive calls use
+        (batches decode in a context of their own, so their KV cache is untouched).
+        """
+        if not self._executor.urgent_waiting():
+            return 0.0
+        spent = self._executor.run_urgent()
+        logger.debug("inference.llamacpp.lent", extra={"model": self.key.model, "lent_s": round(spent, 3)})
+        return spent
 
     async def call(self, fn: Callable[[Llama, threading.Event], R]) -> R:
         """Run `fn(llm, cancel)` on the model's thread and await its result.
@@ -82,8 +106,9 @@ class LoadedModel:
         """
         loop = asyncio.get_running_loop()
         cancel = threading.Event()
+        lane = self._executor.lane(is_interactive())
         try:
-            return await loop.run_in_executor(self._executor, self._with_model, lambda llm: fn(llm, cancel))
+            return await loop.run_in_executor(lane, self._with_model, lambda llm: fn(llm, cancel))
         except asyncio.CancelledError:
             cancel.set()
             raise
@@ -91,11 +116,12 @@ class LoadedModel:
     def stream(self, fn: Callable[[Llama, Emit[T], threading.Event], None]) -> AsyncGenerator[T, None]:
         """Run `fn(llm, emit, cancel)` on the model's thread, yielding what it emits."""
         return stream_from_thread(
-            self._executor, lambda emit, cancel: self._with_model(lambda llm: fn(llm, emit, cancel))
+            self._executor.lane(is_interactive()),
+            lambda emit, cancel: self._with_model(lambda llm: fn(llm, emit, cancel)),
         )
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor.shutdown()
         with self._lock:
             if self._llm is not None:
                 self._llm.close()
