@@ -81,7 +81,13 @@ class OpenAIBackend(BaseBackend):
         async with self._limit:
             response = await self._send(self._body(messages, params, stream=True))
             try:
-                async for event in _sse_events(response):
+                # Some OpenAI-compatible servers ignore "stream": true and answer one JSON document:
+                # read it as a stream of one chunk rather than failing the answer.
+                if response.headers.get("content-type", "").startswith("application/json"):
+                    events = _one_chunk(_result_from_payload(await _read_json(response), 0.0))
+                else:
+                    events = _sse_events(response)
+                async for event in events:
                     yield event
             finally:
                 await response.aclose()
@@ -226,6 +232,12 @@ def _result_from_payload(payload: Mapping[str, Any], latency_s: float) -> Genera
         ttft_s=None,
         complete=True,
     )
+
+
+async def _one_chunk(result: GenerationResult) -> AsyncIterator[StreamEvent]:
+    if result.text:
+        yield result.text
+    yield StreamEnd(result.finish_reason, result.prompt_tokens, result.completion_tokens)
 
 
 async def _sse_events(response: httpx.Response) -> AsyncIterator[StreamEvent]:

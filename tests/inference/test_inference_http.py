@@ -197,6 +197,8 @@ class Flaky:
         self.calls += 1
         if step == "ok":
             return _ok(payload)
+        if step == "json":  # a server that ignores "stream": true
+            return _ok({**payload, "stream": False})
         if step == "drop":
             return StreamingResponse(_dropping_stream(), media_type="text/event-stream")
         headers = {"Retry-After": self.retry_after} if step == 429 else {}
@@ -250,6 +252,12 @@ async def test_streaming_request_is_retried_before_any_text(serve: Any) -> None:
     flaky = Flaky([502, "ok"])
     result = await _call(serve, flaky, stream=True)
     assert result.text == "fine" and flaky.calls == 2
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_ignores_stream_true_is_read_as_one_chunk(serve: Any) -> None:
+    result = await _call(serve, Flaky(["json"]), stream=True)
+    assert result.text == "fine" and result.finish_reason == "stop" and result.completion_tokens == 1
 
 
 @pytest.mark.asyncio
