@@ -1,20 +1,33 @@
-"""Which two models meet: drawn from the active models with recorded seeds, so a draw replays.
+"""Which two models meet: maintainer weights, a new-model boost and active pairing, seeded and replayable.
 
-(Issue 11, item 5 replaces the uniform draw with maintainer weights, a new-model boost and active
-pairing; `draw` keeps this signature.)
+P(pair) is proportional to score x weight_a x weight_b x boost_a x boost_b over the drawable models
+(active, not paused, weight > 0). Under the "active" policy the score is the pair's expected drop of
+the ranking's uncertainty (ranking.active, refreshed by `refresh_scores`); a pair without a score yet
+(a new model) gets the highest current score, so it is drawn at least as readily as the most useful
+known pair. Under "uniform" every score is 1. The draw's own seed comes from the battle's generator,
+and `Draw.record` holds every input, so `replay_draw(record)` gives the same pair with no database.
 """
 
-from collections.abc import Sequence
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arena import pairing_repository as repo
+from arena import repository as arena_repo
 from core.errors import LibraError
 from core.registry import repository as registry
 from core.registry.models import Contestant, ContestantStatus
 from core.settings import Settings
+from ranking import fit_bradley_terry
+from ranking.active import choose_pair, draw_probabilities, fill_missing, pair_scores
+from ranking.counts import PairCounts
+
+log = logging.getLogger(__name__)
+
+RECORD_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -25,16 +38,102 @@ class Draw:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def draw_pair(ids: Sequence[int], rng: np.random.Generator) -> tuple[int, int]:
-    """Two distinct contestants, uniformly; the order decides which is side A."""
-    if len(ids) < 2:
-        raise LibraError("the arena needs at least two active models", status=503, code="no_pair")
-    first, second = rng.choice(len(ids), size=2, replace=False)
-    return ids[int(first)], ids[int(second)]
+def _no_pair() -> LibraError:
+    return LibraError("the arena needs at least two active models", status=503, code="no_pair")
+
+
+def _setting(settings: Settings | None, name: str, default: Any) -> Any:
+    return getattr(settings, name, default) if settings is not None else default
+
+
+def boost_of(votes: int, settings: Settings | None) -> float:
+    """The draw factor of a model with `votes` counted votes: boosted until it has enough."""
+    if votes < int(_setting(settings, "arena_new_model_votes", 30)):
+        return float(_setting(settings, "arena_new_model_boost", 3.0))
+    return 1.0
+
+
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, k=1)
+
+
+def _pair_list(models: list[int], known: dict[tuple[int, int], float]) -> list[float]:
+    """Scores in triu order of `models` (sorted ids, so low id first); unknown pairs get the top score."""
+    a, b = _pairs(len(models))
+    found = np.array([known.get((models[i], models[j]), np.nan) for i, j in zip(a, b, strict=True)])
+    return [float(s) for s in fill_missing(found)]
+
+
+def pair_probabilities(record: dict[str, Any]) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The unordered pairs (low id first) of a recorded draw and the probability of each."""
+    models = [int(m) for m in record["models"]]
+    a, b = _pairs(len(models))
+    factor = np.asarray(record["weights"], dtype=np.float64) * np.asarray(record["boosts"], dtype=np.float64)
+    scores = record.get("scores")
+    score = np.asarray(scores, dtype=np.float64) if scores is not None else np.ones(len(a))
+    pairs = [(models[int(i)], models[int(j)]) for i, j in zip(a, b, strict=True)]
+    return pairs, draw_probabilities(score, factor[a], factor[b])
+
+
+def replay_draw(record: dict[str, Any]) -> tuple[int, int]:
+    """(model A id, model B id) of a recorded draw; the draw itself is this function, so a replay matches."""
+    pairs, probabilities = pair_probabilities(record)
+    if not probabilities.any():  # fewer than two drawable models
+        raise _no_pair()
+    pair, first_is_a = choose_pair(probabilities, np.random.default_rng(int(record["seed"])))
+    lo, hi = pairs[pair]
+    return (lo, hi) if first_is_a else (hi, lo)
+
+
+async def _inputs(session: AsyncSession, rng: np.random.Generator,
+                  settings: Settings | None) -> tuple[dict[str, Any], dict[int, Contestant]]:
+    """Every input of one draw (the drawable models, their weights and boosts, the scores, a seed),
+    and the drawable models by id."""
+    candidates = [(m, w, votes) for m, w, votes in await repo.drawable(session) if w > 0]
+    models = [m.id for m, _, _ in candidates]
+    policy = str(_setting(settings, "arena_pairing", "active"))
+    record: dict[str, Any] = {
+        "v": RECORD_VERSION, "policy": policy, "seed": int(rng.integers(0, 2**31)), "models": models,
+        "weights": [w for _, w, _ in candidates], "boosts": [boost_of(v, settings) for _, _, v in candidates],
+        "scores_version": None, "scores": None,
+    }
+    if policy == "active":
+        record["scores_version"], known = await repo.scores(session)
+        record["scores"] = _pair_list(models, known)
+    return record, {m.id: m for m, _, _ in candidates}
+
+
+async def draw_record(session: AsyncSession, rng: np.random.Generator, settings: Settings | None) -> dict[str, Any]:
+    """What `draw` would store in battles.pairing for this generator (no pair is chosen)."""
+    return (await _inputs(session, rng, settings))[0]
 
 
 async def draw(session: AsyncSession, rng: np.random.Generator, settings: Settings | None = None) -> Draw:
-    active = await registry.list_all(session, ContestantStatus.active)
-    models = {m.id: m for m in active}
-    a_id, b_id = draw_pair([m.id for m in active], rng)
-    return Draw(models[a_id], models[b_id], {"policy": "uniform"})
+    record, models = await _inputs(session, rng, settings)
+    a_id, b_id = replay_draw(record)
+    return Draw(models[a_id], models[b_id], record)
+
+
+def scores_from_counts(ids: list[int], counts: PairCounts) -> list[tuple[int, int, float]]:
+    """(low id, high id, score) for the pairs of rated models of the current fit."""
+    fit = fit_bradley_terry(counts)
+    found = pair_scores(counts, fit)
+    rows = []
+    for i, j, score in zip(found.a, found.b, found.score, strict=True):
+        lo, hi = sorted((ids[int(i)], ids[int(j)]))
+        if np.isfinite(score):
+            rows.append((lo, hi, float(score)))
+    return rows
+
+
+async def refresh_scores(session: AsyncSession) -> tuple[int, int]:
+    """Recomputes every pair score from the helpfulness counts of the active models; (version, pairs)."""
+    ids = sorted(m.id for m in await registry.list_all(session, ContestantStatus.active))
+    index = {m: str(m) for m in ids}
+    records = [(index[r.model_lo_id], index[r.model_hi_id], r.lo_wins, r.hi_wins, r.ties + r.both_bad)
+               for r in await arena_repo.pair_counts(session, "helpfulness")
+               if r.model_lo_id in index and r.model_hi_id in index]
+    rows = scores_from_counts(ids, PairCounts.from_records([index[m] for m in ids], records)) if records else []
+    version = await repo.replace_scores(session, rows)
+    log.info("arena.pairing.scores_refreshed", extra={"version": version, "pairs": len(rows), "models": len(ids)})
+    return version, len(rows)

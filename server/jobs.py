@@ -18,6 +18,8 @@ def build_job_app(database_url: str, settings: Settings) -> procrastinate.App:
     app.periodic(cron=settings.housekeeping_cron, periodic_id="housekeeping")(
         app.tasks["arena:fail_stale_battles"]
     )
+    # Pair scores follow the fit, so they are refreshed on the snapshot's schedule.
+    app.periodic(cron=settings.leaderboard_cron, periodic_id="pair_scores")(app.tasks["arena:refresh_pair_scores"])
     app.add_tasks_from(evaluation_jobs.build_blueprint(), namespace=evaluation_jobs.NAMESPACE)
     app.periodic(cron=settings.eval_cron, periodic_id="reevaluate")(app.tasks["evaluation:reevaluate"])
     app.periodic(cron=settings.eval_recover_cron, periodic_id="recover")(app.tasks["evaluation:recover_stalled"])
