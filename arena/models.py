@@ -62,6 +62,7 @@ class Battle(Base):
     prompt_source: Mapped[PromptSource] = mapped_column(_enum(PromptSource, "prompt_source"), default=PromptSource.free,
                                                         server_default="free")
     attack: Mapped[str | None] = mapped_column(String(40))
+    attack_seed: Mapped[int | None] = mapped_column(Integer)  # the transform's own seed (previewed text)
     pool_item: Mapped[str | None] = mapped_column(String(120))
     turns: Mapped[int] = mapped_column(default=1, server_default="1")  # turns so far (battle_turns rows)
     # When the latest turn's answers were complete: the vote window and the reading-time check start here.

@@ -4,11 +4,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arena.models import Battle, BattleAnswer, BattleStatus, PairCount, Verdict, Vote
+from arena.models import Battle, BattleAnswer, BattleStatus, BattleTurn, PairCount, Verdict, Vote
 from core.db import utcnow
 from core.errors import not_found
 
@@ -21,9 +21,39 @@ async def get_battle(session: AsyncSession, battle_id: uuid.UUID, *, lock: bool 
     return battle
 
 
-async def answers_of(session: AsyncSession, battle_id: uuid.UUID) -> Sequence[BattleAnswer]:
-    query = select(BattleAnswer).where(BattleAnswer.battle_id == battle_id).order_by(BattleAnswer.side)
+async def answers_of(session: AsyncSession, battle_id: uuid.UUID, turn: int | None = None) -> Sequence[BattleAnswer]:
+    """A battle's answers by turn, then side (one turn's only when ``turn`` is given)."""
+    query = select(BattleAnswer).where(BattleAnswer.battle_id == battle_id)
+    if turn is not None:
+        query = query.where(BattleAnswer.turn == turn)
+    return (await session.scalars(query.order_by(BattleAnswer.turn, BattleAnswer.side))).all()
+
+
+async def turns_of(session: AsyncSession, battle_id: uuid.UUID) -> Sequence[BattleTurn]:
+    query = select(BattleTurn).where(BattleTurn.battle_id == battle_id).order_by(BattleTurn.turn)
     return (await session.scalars(query)).all()
+
+
+async def get_turn(session: AsyncSession, battle_id: uuid.UUID, turn: int) -> BattleTurn | None:
+    return await session.get(BattleTurn, (battle_id, turn))
+
+
+async def conversation(session: AsyncSession, battle_id: uuid.UUID
+                       ) -> Sequence[tuple[BattleTurn, BattleAnswer | None]]:
+    """Every turn with its answers (one row per answer, one with None for a turn still without any),
+    in order, in one round trip."""
+    query = (
+        select(BattleTurn, BattleAnswer)
+        .outerjoin(BattleAnswer, (BattleAnswer.battle_id == BattleTurn.battle_id) & (BattleAnswer.turn == BattleTurn.turn))
+        .where(BattleTurn.battle_id == battle_id)
+        .order_by(BattleTurn.turn, BattleAnswer.side)
+    )
+    return [(turn, answer) for turn, answer in (await session.execute(query)).all()]
+
+
+async def delete_answers(session: AsyncSession, battle_id: uuid.UUID, turn: int) -> None:
+    """Regeneration: the turn's answers make way for new ones (never after a vote)."""
+    await session.execute(delete(BattleAnswer).where(BattleAnswer.battle_id == battle_id, BattleAnswer.turn == turn))
 
 
 async def vote_of(session: AsyncSession, battle_id: uuid.UUID) -> Vote | None:
@@ -74,5 +104,15 @@ async def fail_stale_battles(session: AsyncSession, older_than: datetime) -> int
         update(Battle)
         .where(Battle.status == BattleStatus.generating, Battle.created_at < older_than)
         .values(status=BattleStatus.failed, finished_at=utcnow())
+    )
+    return result.rowcount or 0
+
+
+async def expire_battles(session: AsyncSession, answered_before: datetime) -> int:
+    """Ready battles nobody voted on within the vote window become 'expired' and unvotable."""
+    result = await session.execute(
+        update(Battle)
+        .where(Battle.status == BattleStatus.ready, Battle.answered_at < answered_before)
+        .values(status=BattleStatus.expired, finished_at=utcnow())
     )
     return result.rowcount or 0

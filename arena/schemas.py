@@ -34,6 +34,11 @@ class BattleIn(BaseModel):
     pool_item: str | None = Field(
         default=None, description='"Surprise me": a prompt of the curated pool (GET /arena/surprise), sent as is.'
     )
+    stream: bool = Field(
+        default=False,
+        description="Answer at once (201, status 'generating') and follow GET /battles/{id}/stream; "
+        "false waits for both answers.",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -53,6 +58,28 @@ class BattleIn(BaseModel):
         return self
 
 
+class TurnIn(BaseModel):
+    """Another prompt in the same battle; each side answers it seeing its own earlier answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, description="The visitor's next prompt.")
+    stream: bool = Field(default=False, description="As for POST /battles: answer at once and stream.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return storable_text(value)
+
+
+class RegenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stream: bool = Field(default=False, description="As for POST /battles: answer at once and stream.")
+
+
 class AnswerOut(BaseModel):
     side: str
     status: AnswerStatus
@@ -66,14 +93,25 @@ class RevealedModel(BaseModel):
     organisation: str
 
 
+class TurnOut(BaseModel):
+    turn: int
+    prompt: str
+    answers: list[AnswerOut]  # empty while the turn is generating
+
+
 class BattleOut(BaseModel):
-    """A battle as the visitor sees it: the names stay hidden until a vote is in."""
+    """A battle as the visitor sees it: the names stay hidden until a vote is in.
+
+    ``prompt`` is the first turn's and ``answers`` the latest turn's (as before turns existed);
+    ``turns`` holds the whole conversation.
+    """
 
     id: uuid.UUID
     prompt: str
     status: BattleStatus
     created_at: datetime
     answers: list[AnswerOut]
+    turns: list[TurnOut] = Field(default_factory=list)
     model_a: RevealedModel | None = None
     model_b: RevealedModel | None = None
     vote: "VoteIn | None" = None

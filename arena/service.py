@@ -1,38 +1,43 @@
-"""Battle logic: draw an anonymous pair, collect both answers, take one vote, reveal the names.
+"""Battle logic: draw an anonymous pair, let both sides answer turn by turn, take one vote, reveal the names.
 
-A battle is written in two short transactions around the generation (never one held open while
-models think): first as 'generating', then with its answers. A crash in between leaves a
-'generating' row that the housekeeping job marks failed, so nothing stays half-done.
+Each turn is written in two short transactions around its generation (never one held open while
+models think): first as 'generating', then with its answers. The generation itself is a task of the
+process's ``StreamHub``, not of the request: a client that leaves does not stop it, and a reader
+(the same client reconnecting, or a plain request waiting) follows its buffered events. A crash in
+between leaves a 'generating' row that the housekeeping job marks failed, so nothing stays half-done.
 """
 
 import asyncio
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from arena import health, pairing, prompts
+from arena import answering, health, pairing, prompts, streaming
 from arena import repository as repo
-from arena.identity import IDENTITY_RULES_VERSION, find_leak, rules_for
+from arena.answering import storable  # noqa: F401  (kept importable from here)
+from arena.identity import IDENTITY_RULES_VERSION
 from arena.integrity import VoterIdentity
 from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, BattleTurn
-from arena.schemas import AnswerOut, BattleIn, BattleOut, RevealedModel, VoteIn
-from arena.style import style_features
+from arena.schemas import AnswerOut, BattleIn, BattleOut, RevealedModel, TurnIn, TurnOut, VoteIn
+from arena.streaming import SideFrames, StreamHub, TurnFeed, feed_key
 from core.db import transaction, utcnow
-from core.errors import LibraError
+from core.errors import LibraError, conflict
 from core.registry import repository as registry
 from core.registry.models import Contestant
-from core.secrets import backend_config
 from core.settings import Settings
-from inference import BackendPool, InferenceError, Message, SamplingParams, parse_backend_config
+from inference import BackendPool, Message
 from inference.priority import interactive
 
 log = logging.getLogger(__name__)
+
+POLL_S = 0.25  # how often a reader re-reads a turn that another process generates
 
 
 @dataclass(frozen=True)
@@ -42,92 +47,229 @@ class BattleLimits:
     timeout_s: float
 
 
-# Shown to visitors: short and fixed, never the backend's own message (it may name hosts or files).
-_SHORT_ERRORS = {
-    "timeout": "the model took too long to answer",
-    "rate_limited": "the model is busy; try again later",
-    "context_length_exceeded": "the prompt is too long for this model",
-    "backend_unavailable": "the model is unavailable right now",
-    "model_file_missing": "the model's files are not installed",
-    "request_rejected": "the model's endpoint refused the request",
-    "incomplete_generation": "the model stopped before finishing its answer",
-}
+@dataclass(frozen=True)
+class Arena:
+    """What battles need from the runtime."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    hub: StreamHub
+    pool: BackendPool
+    limits: BattleLimits
+    settings: Settings | None = None
 
 
-async def _answer(
-    pool: BackendPool, model: Contestant, prompt: str, limits: BattleLimits, settings: Settings | None
-) -> BattleAnswer:
-    params = SamplingParams(max_tokens=limits.max_tokens)
-    try:
-        # Building the backend is inside the try: a missing key or an unloadable engine fails this side only.
-        backend = pool.get(parse_backend_config(backend_config(model, settings)))  # with its decrypted key
-        result = await asyncio.wait_for(backend.generate([Message("user", prompt)], params), limits.timeout_s)
-    except (InferenceError, TimeoutError, ValidationError) as exc:
-        log.warning("arena.answer.failed", extra={"model": model.slug, "error": type(exc).__name__})
-        return BattleAnswer(status=AnswerStatus.error, text="", error=_describe(exc))
-    except Exception:  # a backend bug fails its side of the battle, never the request
-        log.exception("arena.answer.crashed", extra={"model": model.slug})
-        return BattleAnswer(status=AnswerStatus.error, text="", error="the model failed to answer")
-    text = storable(result.text)
-    status = AnswerStatus.ok if text.strip() else AnswerStatus.error
-    style = style_features(text)
-    leak = find_leak(text, rules_for(model.slug, model.display_name, model.organisation))
-    return BattleAnswer(
-        identity_match=leak.matched if leak else None,
-        style_length=style.length, style_headers=style.headers, style_lists=style.lists, style_bold=style.bold,
-        status=status,
-        text=text,
-        error=None if status == AnswerStatus.ok else "the model returned an empty answer",
-        finish_reason=result.finish_reason,
-        completion_tokens=result.completion_tokens,
-        latency_s=result.latency_s,
-    )
+@dataclass(frozen=True)
+class Generation:
+    """One turn (or its regeneration) to answer: each side gets its own conversation."""
+
+    battle_id: uuid.UUID
+    turn: int
+    key: str
+    models: tuple[Contestant, Contestant]
+    conversations: tuple[list[Message], list[Message]]
+    # Set once the turn's rows are committed: answers are stored only after that (a generation may start
+    # before the commit, and a fast backend would otherwise finish before its battle exists).
+    committed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return _SHORT_ERRORS["timeout"]
-    if isinstance(exc, ValidationError):
-        return "the model's configuration is not valid"
-    return _SHORT_ERRORS.get(getattr(exc, "code", ""), "the model failed to answer")
+def vote_window_closed(battle: Battle, settings: Settings | None) -> bool:
+    """Whether a battle can no longer be voted on because its answers are older than the vote window."""
+    if battle.status == BattleStatus.expired:
+        return True
+    if battle.answered_at is None:
+        return False
+    minutes = settings.arena_vote_window_minutes if settings is not None else 60
+    return utcnow() - battle.answered_at > timedelta(minutes=minutes)
 
 
-def storable(text: str) -> str:
-    """A model's text as Postgres can store it: no NUL, no lone surrogate (not encodable as UTF-8)."""
-    return text.replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
-
-
-async def start_battle(
-    sessions: async_sessionmaker[AsyncSession], pool: BackendPool, request: BattleIn, limits: BattleLimits,
-    settings: Settings | None = None, voter: VoterIdentity | None = None,
-) -> BattleOut:
-    if request.prompt is not None and len(request.prompt) > limits.max_prompt_chars:
+def _check_length(prompt: str | None, limits: BattleLimits) -> None:
+    if prompt is not None and len(prompt) > limits.max_prompt_chars:
         raise LibraError(
-            f"the prompt has {len(request.prompt)} characters; the limit is {limits.max_prompt_chars}",
+            f"the prompt has {len(prompt)} characters; the limit is {limits.max_prompt_chars}",
             status=413, code="prompt_too_long", field="prompt",
         )
+
+
+Admission = Callable[[], Awaitable[None]]
+
+
+async def start_battle(arena: Arena, request: BattleIn, voter: VoterIdentity | None = None, *,
+                       wait: bool = True, admit: Admission | None = None) -> BattleOut:
+    """A new battle; ``wait`` returns once both answers are in, else at once (status 'generating').
+
+    ``admit`` (the caller's rate limit) runs alongside the pair draw and may refuse; nothing is
+    stored then. Time before the backends are asked is time to first token for the visitor."""
+    _check_length(request.prompt, arena.limits)
     seed = secrets.randbits(31)
     rng = np.random.default_rng(seed)
-    prompt = prompts.resolve(request, rng)
-    async with transaction(sessions) as session:
-        pair = await pairing.draw(session, rng, settings)
+    prompt = prompts.resolve(request, rng, arena.settings)
+    started: list[TurnFeed] = []
+    try:
+        return await _create(arena, prompt, seed, rng, voter, wait, admit, started)
+    except BaseException:
+        for feed in started:  # the battle was never stored: its generation stops
+            feed.cancel()
+        raise
+
+
+async def _draw_admitted(session: AsyncSession, arena: Arena, rng: np.random.Generator,
+                         admit: Admission | None) -> pairing.Draw:
+    if admit is None:
+        return await pairing.draw(session, rng, arena.settings)
+    # Both finish before either's error is raised: the draw must not outlive its transaction.
+    admitted, pair = await asyncio.gather(admit(), pairing.draw(session, rng, arena.settings), return_exceptions=True)
+    for outcome in (admitted, pair):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return pair
+
+
+async def _create(arena: Arena, prompt: prompts.ResolvedPrompt, seed: int, rng: np.random.Generator,
+                  voter: VoterIdentity | None, wait: bool, admit: Admission | None, started: list[TurnFeed],
+                  ) -> BattleOut:
+    async with transaction(arena.sessions) as session:
+        pair = await _draw_admitted(session, arena, rng, admit)
         battle = Battle(id=uuid.uuid4(), prompt=prompt.text, status=BattleStatus.generating, model_a_id=pair.model_a.id,
                         model_b_id=pair.model_b.id, sampling_seed=seed, prompt_source=prompt.source,
-                        attack=prompt.attack, pool_item=prompt.pool_item, pairing=pair.record,
+                        attack=prompt.attack, attack_seed=prompt.attack_seed, pool_item=prompt.pool_item,
+                        pairing=pair.record, turns=1,
                         creator_hash=voter.session_hash if voter else None,
-                        address_hash=voter.address_hash if voter else None)
+                        address_hash=voter.address_hash if voter else None, created_at=utcnow())
+        first = [Message("user", prompt.text)]
+        job = Generation(battle.id, 1, feed_key(1, 0), (pair.model_a, pair.model_b), (first, list(first)))
+        # Started before the rows are written, so the backends' first tokens overlap the inserts and the
+        # commit; the answers are stored (under the battle's row lock) long after. Cancelled if this fails.
+        started.append(feed := _start(arena, job))
         session.add(battle)
         session.add(BattleTurn(battle_id=battle.id, turn=1, prompt=prompt.text))
+    started.clear()  # committed: from here the generation outlives this request
+    job.committed.set()
+    return await _finish_launch(arena, job, feed, wait, fresh=battle)
+
+
+async def add_turn(arena: Arena, battle_id: uuid.UUID, request: TurnIn, voter: VoterIdentity | None, *,
+                   wait: bool = True) -> BattleOut:
+    """The creator's next prompt, before the vote, up to ``arena_max_turns`` turns."""
+    _check_length(request.prompt, arena.limits)
+    max_turns = arena.settings.arena_max_turns if arena.settings is not None else 3
+    async with transaction(arena.sessions) as session:
+        battle = await repo.get_battle(session, battle_id, lock=True)
+        _check_continuable(battle, voter, arena.settings)
+        if battle.turns >= max_turns:
+            raise conflict(f"this battle already has {battle.turns} turns; the limit is {max_turns}")
+        rows = await repo.conversation(session, battle.id)
+        battle.turns += 1
+        battle.status, battle.answered_at = BattleStatus.generating, None
+        session.add(BattleTurn(battle_id=battle.id, turn=battle.turns, prompt=request.prompt))
+        job = Generation(battle.id, battle.turns, feed_key(battle.turns, 0), await _models(session, battle),
+                         _histories(rows, request.prompt))
+    return await _launch(arena, job, wait)
+
+
+async def regenerate(arena: Arena, battle_id: uuid.UUID, voter: VoterIdentity | None, *,
+                     wait: bool = True) -> BattleOut:
+    """Both answers of the latest turn again (before the vote); counted in the turn's regenerations."""
+    async with transaction(arena.sessions) as session:
+        battle = await repo.get_battle(session, battle_id, lock=True)
+        _check_continuable(battle, voter, arena.settings)
+        rows = await repo.conversation(session, battle.id)
+        turn = await repo.get_turn(session, battle.id, battle.turns)
+        if turn is None:  # a battle from before turns were stored: nothing to regenerate from
+            raise conflict("this battle predates turns and cannot be regenerated")
+        turn.regenerations, turn.finished_at = turn.regenerations + 1, None
+        await repo.delete_answers(session, battle.id, battle.turns)
+        battle.status, battle.answered_at = BattleStatus.generating, None
+        earlier = [(t, a) for t, a in rows if t.turn < battle.turns]
+        job = Generation(battle.id, battle.turns, feed_key(battle.turns, turn.regenerations),
+                         await _models(session, battle), _histories(earlier, turn.prompt))
+    log.info("arena.turn.regenerated", extra={"battle": str(battle_id), "turn": job.turn})
+    return await _launch(arena, job, wait)
+
+
+def _check_continuable(battle: Battle, voter: VoterIdentity | None, settings: Settings | None) -> None:
+    if voter is None or battle.creator_hash is None or battle.creator_hash != voter.session_hash:
+        raise LibraError("only the session that started this battle may continue it", status=403,
+                         code="not_your_battle")
+    if battle.status == BattleStatus.ready and vote_window_closed(battle, settings):
+        raise conflict("this battle has expired")
+    if battle.status != BattleStatus.ready:
+        raise conflict(f"this battle is {battle.status.value}; only a ready battle can go on")
+
+
+async def _models(session: AsyncSession, battle: Battle) -> tuple[Contestant, Contestant]:
+    models = await registry.get_many(session, [battle.model_a_id, battle.model_b_id])
+    return models[battle.model_a_id], models[battle.model_b_id]
+
+
+def _histories(rows: Sequence[tuple[BattleTurn, BattleAnswer | None]], prompt: str
+               ) -> tuple[list[Message], list[Message]]:
+    """Each side's own conversation: every earlier prompt with that side's answer, then the new prompt."""
+    turns: dict[int, str] = {}
+    said: dict[tuple[int, str], str] = {}
+    for turn, answer in rows:
+        turns[turn.turn] = turn.prompt
+        if answer is not None:
+            said[(turn.turn, answer.side)] = answer.text
+    histories = []
+    for side in "ab":
+        messages = []
+        for number, earlier in sorted(turns.items()):
+            messages += [Message("user", earlier), Message("assistant", said.get((number, side), ""))]
+        histories.append([*messages, Message("user", prompt)])
+    return histories[0], histories[1]
+
+
+def _start(arena: Arena, job: Generation) -> TurnFeed:
+    try:
+        return arena.hub.launch(job.battle_id, job.key, lambda feed: _generate(arena, job, feed))
+    except RuntimeError:  # shutting down: nothing will answer (the transaction rolls back, or the turn fails)
+        raise LibraError("the service is shutting down; try again", status=503, code="shutting_down") from None
+
+
+async def _launch(arena: Arena, job: Generation, wait: bool) -> BattleOut:
+    job.committed.set()  # a later turn's rows are committed before its generation starts
+    try:
+        feed = _start(arena, job)
+    except LibraError:
+        await _fail(arena.sessions, job.battle_id)
+        raise
+    return await _finish_launch(arena, job, feed, wait)
+
+
+async def _finish_launch(arena: Arena, job: Generation, feed: TurnFeed, wait: bool,
+                         fresh: Battle | None = None) -> BattleOut:
+    if wait:
+        await feed.finished.wait()  # a client that leaves stops waiting; the generation goes on
+    elif fresh is not None:  # a new battle still generating: nothing to read back yet
+        first = TurnOut(turn=1, prompt=fresh.prompt, answers=[])
+        return BattleOut(id=fresh.id, prompt=fresh.prompt, status=BattleStatus.generating,
+                         created_at=fresh.created_at, answers=[], turns=[first])
+    return await get(arena.sessions, job.battle_id)
+
+
+async def _generate(arena: Arena, job: Generation, feed: TurnFeed) -> None:
+    sides = [SideFrames("a"), SideFrames("b")]
     try:
         with interactive():  # a shared embedded engine serves the arena before queued evaluation work
-            answers = await asyncio.gather(
-                _answer(pool, pair.model_a, prompt.text, limits, settings),
-                _answer(pool, pair.model_b, prompt.text, limits, settings),
-            )
-    except BaseException:  # cancelled (the client left, shutdown): the battle ends failed, not 'generating'
-        await asyncio.shield(_fail(sessions, battle.id))
+            await asyncio.gather(*(_answer(arena, job, i, side) for i, side in enumerate(sides)),
+                                 streaming.pace(feed, sides))
+        await job.committed.wait()
+        status = await _store_answers(arena, job, [side.answer for side in sides])
+    except asyncio.CancelledError:  # shutdown: the battle ends failed, never left 'generating'
+        await asyncio.shield(_fail(arena.sessions, job.battle_id))
+        feed.finish("failed")
         raise
-    return await _store_answers(sessions, battle.id, answers, settings)
+    except Exception:  # the database failed us: readers are told, the housekeeping job fails the row later
+        log.exception("arena.turn.store_failed", extra={"battle": str(job.battle_id), "turn": job.turn})
+        feed.finish("failed")
+        return
+    feed.finish(status)
+
+
+async def _answer(arena: Arena, job: Generation, index: int, side: SideFrames) -> None:
+    limits = arena.limits
+    side.answer = await answering.answer(arena.pool, job.models[index], job.conversations[index],
+                                         limits.max_tokens, limits.timeout_s, arena.settings, side.push)
 
 
 async def _fail(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID) -> None:
@@ -135,26 +277,76 @@ async def _fail(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID
         await repo.fail_battle(session, battle_id)
 
 
-async def _store_answers(
-    sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, answers: Sequence[BattleAnswer],
-    settings: Settings | None = None,
-) -> BattleOut:
-    async with transaction(sessions) as session:
-        battle = await repo.get_battle(session, battle_id, lock=True)
-        for side, answer, model_id in zip("ab", answers, (battle.model_a_id, battle.model_b_id), strict=True):
-            answer.battle_id, answer.side, answer.turn = battle.id, side, 1
+async def _store_answers(arena: Arena, job: Generation, answers: Sequence[BattleAnswer | None]) -> str:
+    """Stores the turn's answers; returns the ``done`` status ('ready' or 'failed')."""
+    async with transaction(arena.sessions) as session:
+        battle = await repo.get_battle(session, job.battle_id, lock=True)
+        for side, answer, model in zip("ab", answers, job.models, strict=True):
+            assert answer is not None  # both side tasks have finished
+            answer.battle_id, answer.side, answer.turn = battle.id, side, job.turn
             session.add(answer)
-            await health.record_answer(session, model_id, answer.status == AnswerStatus.ok, answer.error, settings)
-        all_ok = all(a.status == AnswerStatus.ok for a in answers)
-        leaked = [a.side for a in answers if a.identity_match]
-        battle.identity_leak, battle.identity_rules_version = bool(leaked), IDENTITY_RULES_VERSION
-        if leaked:
-            log.info("arena.identity.leak", extra={"battle": str(battle.id), "sides": leaked})
-        battle.status = BattleStatus.ready if all_ok else BattleStatus.failed
-        battle.finished_at = utcnow() if not all_ok else None
-        battle.answered_at = utcnow() if all_ok else None
-        log.info("arena.battle.created", extra={"battle": str(battle.id), "status": battle.status.value})
-        return await view(session, battle)
+            await health.record_answer(session, model.id, answer.status == AnswerStatus.ok, answer.error,
+                                       arena.settings)
+        leaked = [a.side for a in answers if a is not None and a.identity_match]
+        if leaked:  # any turn's leak flags the whole battle, for good
+            log.info("arena.identity.leak", extra={"battle": str(battle.id), "sides": leaked, "turn": job.turn})
+        battle.identity_leak = bool(battle.identity_leak) or bool(leaked)
+        battle.identity_rules_version = IDENTITY_RULES_VERSION
+        all_ok = all(a is not None and a.status == AnswerStatus.ok for a in answers)
+        if battle.status == BattleStatus.generating:  # else housekeeping or shutdown failed it meanwhile
+            now = utcnow()
+            battle.status = BattleStatus.ready if all_ok else BattleStatus.failed
+            battle.answered_at, battle.finished_at = (now, None) if all_ok else (None, now)
+        turn = await repo.get_turn(session, battle.id, job.turn)
+        if turn is not None:
+            turn.finished_at = utcnow()
+        log.info("arena.turn.answered", extra={"battle": str(battle.id), "turn": job.turn,
+                                               "status": battle.status.value})
+        return "ready" if battle.status == BattleStatus.ready else "failed"
+
+
+async def stream_events(arena: Arena, battle_id: uuid.UUID, last_event_id: str | None = None
+                        ) -> AsyncIterator[bytes]:
+    """The latest turn's events as SSE bytes, after ``last_event_id``; an unknown battle is a 404 here,
+    before any byte is sent."""
+    feed = await _look(arena, battle_id)  # raises the 404
+    return _encoded(arena, battle_id, feed, last_event_id)
+
+
+async def _encoded(arena: Arena, battle_id: uuid.UUID, feed: TurnFeed | None, last_event_id: str | None
+                   ) -> AsyncIterator[bytes]:
+    feed = feed or await _wait_for_feed(arena, battle_id)
+    if feed is None:  # still generating elsewhere past every time limit: the client may reconnect
+        return
+    async for event in feed.follow(streaming.resume_after(last_event_id, feed.key)):
+        yield b": ping\n\n" if event is None else event.encode()
+
+
+async def _look(arena: Arena, battle_id: uuid.UUID) -> TurnFeed | None:
+    """This process's live feed of the battle's latest generation; else, if the turn is stored (by
+    whichever process made it), a replay from the database; else None (generating elsewhere)."""
+    async with transaction(arena.sessions) as session:
+        battle = await repo.get_battle(session, battle_id)
+        turn = await repo.get_turn(session, battle_id, battle.turns)
+        key = feed_key(battle.turns, turn.regenerations if turn is not None else 0)
+        live = arena.hub.feed(battle_id)
+        if live is not None and live.key == key:  # generated here (else by another process, or long ago)
+            return live
+        if battle.status == BattleStatus.generating:
+            return None
+        answers = list(await repo.answers_of(session, battle_id, battle.turns))
+        return streaming.replay(key, answers, "failed" if battle.status == BattleStatus.failed else "ready")
+
+
+async def _wait_for_feed(arena: Arena, battle_id: uuid.UUID) -> TurnFeed | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + arena.limits.timeout_s + 30
+    while loop.time() < deadline:
+        await asyncio.sleep(POLL_S)
+        feed = await _look(arena, battle_id)
+        if feed is not None:
+            return feed
+    return None
 
 
 async def get(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID) -> BattleOut:
@@ -163,10 +355,21 @@ async def get(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID) 
 
 
 async def view(session: AsyncSession, battle: Battle) -> BattleOut:
-    answers = [AnswerOut(side=a.side, status=a.status, text=a.text, error=a.error)
-               for a in await repo.answers_of(session, battle.id)]
-    out = BattleOut(id=battle.id, prompt=battle.prompt, status=battle.status,
-                    created_at=battle.created_at, answers=answers)
+    by_turn: dict[int, list[AnswerOut]] = defaultdict(list)
+    turns: list[BattleTurn] = []
+    rows = await repo.conversation(session, battle.id)
+    if not rows:  # a battle from before turns were stored: its answers are turn 1's
+        first = BattleTurn(battle_id=battle.id, turn=1, prompt=battle.prompt)
+        rows = [(first, answer) for answer in await repo.answers_of(session, battle.id)] or [(first, None)]
+    for turn, answer in rows:
+        if not turns or turns[-1].turn != turn.turn:
+            turns.append(turn)
+        if answer is not None:
+            by_turn[turn.turn].append(AnswerOut(side=answer.side, status=answer.status, text=answer.text,
+                                                error=answer.error))
+    out = BattleOut(id=battle.id, prompt=battle.prompt, status=battle.status, created_at=battle.created_at,
+                    answers=by_turn.get(battle.turns, []),
+                    turns=[TurnOut(turn=t.turn, prompt=t.prompt, answers=by_turn.get(t.turn, [])) for t in turns])
     if battle.status == BattleStatus.voted:
         vote = await repo.vote_of(session, battle.id)
         models = await registry.get_many(session, [battle.model_a_id, battle.model_b_id])

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from arena.service import BattleLimits
+from arena.service import Arena, BattleLimits
+from arena.streaming import StreamHub
 from core.db import create_engine, create_sessionmaker
 from core.settings import Settings
 from inference import BackendPool
@@ -20,6 +21,8 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     backends: BackendPool
     jobs: procrastinate.App
+    # The arena's generations in this process: built with the runtime, cancelled (battles failed) at exit.
+    hub: StreamHub = field(default_factory=StreamHub)
     stop_notes: list[str] = field(default_factory=list)
     cleanups: set[asyncio.Future[None]] = field(default_factory=set)
     """Clean-ups of interrupted jobs (an evaluation putting itself back in the queue) still running."""
@@ -29,6 +32,10 @@ class Runtime:
     def battle_limits(self) -> BattleLimits:
         s = self.settings
         return BattleLimits(s.max_prompt_chars, s.battle_max_tokens, s.battle_timeout_s)
+
+    @property
+    def arena(self) -> Arena:
+        return Arena(self.sessions, self.hub, self.backends, self.battle_limits, self.settings)
 
     @property
     def job_context(self) -> dict[str, object]:
@@ -46,6 +53,7 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
 
 
 async def close_runtime(runtime: Runtime) -> None:
+    await runtime.hub.aclose()  # first: its battles are marked failed while the database is still open
     if runtime.cleanups:
         await asyncio.wait(set(runtime.cleanups), timeout=runtime.settings.stop_timeout_s / 2)
     await runtime.backends.aclose()

@@ -142,6 +142,7 @@ def upgrade() -> None:
         ),
     )
     op.add_column("battles", sa.Column("attack", sa.String(length=40), nullable=True))
+    op.add_column("battles", sa.Column("attack_seed", sa.Integer(), nullable=True))
     op.add_column("battles", sa.Column("pool_item", sa.String(length=120), nullable=True))
     op.add_column("battles", sa.Column("turns", sa.Integer(), server_default="1", nullable=False))
     op.add_column("battles", sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True))
@@ -195,6 +196,7 @@ def downgrade() -> None:
     op.drop_column("battles", "answered_at")
     op.drop_column("battles", "turns")
     op.drop_column("battles", "pool_item")
+    op.drop_column("battles", "attack_seed")
     op.drop_column("battles", "attack")
     op.drop_column("battles", "prompt_source")
     op.drop_column("battle_answers", "ttft_s")

@@ -1,9 +1,11 @@
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Body, Header, Request, status
+from fastapi.responses import StreamingResponse
 
 from arena import service
-from arena.schemas import BattleIn, BattleOut
+from arena.schemas import BattleIn, BattleOut, RegenerateIn, TurnIn
 from evaluation.tasks.taxonomy import HARM_CATEGORIES
 from server.deps import RuntimeDep
 from server.limits import BattleLimit
@@ -11,12 +13,22 @@ from server.voters import VoterDep
 
 router = APIRouter(prefix="/battles", tags=["arena"])
 
+# No buffering anywhere on the way (nginx reads X-Accel-Buffering), and never a cached copy.
+_SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[BattleLimit])
-async def create_battle(battle: BattleIn, runtime: RuntimeDep, voter: VoterDep) -> BattleOut:
-    """Two anonymous models answer the prompt; their names are revealed after the vote."""
-    return await service.start_battle(runtime.sessions, runtime.backends, battle, runtime.battle_limits,
-                                      runtime.settings, voter)
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_battle(battle: BattleIn, request: Request, runtime: RuntimeDep, voter: VoterDep) -> BattleOut:
+    """Two anonymous models answer the prompt; their names are revealed after the vote.
+
+    With `"stream": true` the answer comes at once (status `generating`, no answers yet): follow
+    `GET /battles/{id}/stream`. Without it, the request waits for both answers.
+    """
+    # The battle rate limit runs alongside the pair draw (nothing is stored if it refuses): both are
+    # database round trips that stand before the visitor's first token.
+    limit = BattleLimit.dependency
+    return await service.start_battle(runtime.arena, battle, voter, wait=not battle.stream,
+                                      admit=lambda: limit(request))
 
 
 @router.get("/harm-categories")
@@ -28,3 +40,29 @@ async def harm_categories() -> dict[str, str]:
 @router.get("/{battle_id}")
 async def get_battle(battle_id: uuid.UUID, runtime: RuntimeDep) -> BattleOut:
     return await service.get(runtime.sessions, battle_id)
+
+
+@router.get("/{battle_id}/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def stream_battle(battle_id: uuid.UUID, runtime: RuntimeDep,
+                        last_event_id: Annotated[str | None, Header(max_length=64)] = None) -> StreamingResponse:
+    """The latest turn's answers as Server-Sent Events, labelled only `a` and `b`: `delta`
+    `{"side", "text"}`, `end` `{"side", "status": "ok"}`, `error` `{"side", "message"}`, then `done`
+    `{"status": "ready"|"failed"}`. Every event has an id; send it back as `Last-Event-ID` to resume."""
+    events = await service.stream_events(runtime.arena, battle_id, last_event_id)
+    return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+@router.post("/{battle_id}/turns", status_code=status.HTTP_201_CREATED, dependencies=[BattleLimit])
+async def add_turn(battle_id: uuid.UUID, turn: TurnIn, runtime: RuntimeDep, voter: VoterDep) -> BattleOut:
+    """The next prompt of the conversation (only its creator, only before the vote, up to the turn limit);
+    each side sees its own earlier answers."""
+    return await service.add_turn(runtime.arena, battle_id, turn, voter, wait=not turn.stream)
+
+
+@router.post("/{battle_id}/regenerate", dependencies=[BattleLimit])
+async def regenerate(battle_id: uuid.UUID, runtime: RuntimeDep, voter: VoterDep,
+                     options: Annotated[RegenerateIn | None, Body()] = None) -> BattleOut:
+    """Both answers of the latest turn again, before the vote (only the battle's creator)."""
+    stream = options.stream if options is not None else False
+    return await service.regenerate(runtime.arena, battle_id, voter, wait=not stream)

@@ -1,7 +1,6 @@
 """A side that cannot answer fails cleanly: the battle ends `failed`, never 500, never left `generating`."""
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -10,9 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from arena import service
-from arena.schemas import BattleIn
 from arena.models import Battle, BattleAnswer, BattleStatus
+from arena.schemas import BattleIn
+from arena.service import Arena
+from arena.streaming import StreamHub
 from core.db import transaction
+from core.errors import LibraError
 from core.registry import repository as registry
 from core.registry.models import ContestantStatus
 from core.registry.schemas import ContestantIn
@@ -143,14 +145,16 @@ async def test_a_prompt_with_nul_is_refused_before_anything_is_written(client, r
     assert await _battle_rows(runtime) == []
 
 
-async def test_an_interrupted_generation_leaves_the_battle_failed(runtime, two_models) -> None:
-    pool = ScriptedPoolForTests(None, None)
-    task = asyncio.create_task(service.start_battle(runtime.sessions, pool, BattleIn(prompt="hello"), runtime.battle_limits))
-    deadline = time.monotonic() + 10
-    while not await _battle_rows(runtime) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+async def test_a_shutdown_during_generation_leaves_the_battle_failed(runtime, two_models) -> None:
+    hub = StreamHub()
+    arena = Arena(runtime.sessions, hub, ScriptedPoolForTests(None, None), runtime.battle_limits, runtime.settings)
+    created = await service.start_battle(arena, BattleIn(prompt="hello"), wait=False)
+    assert created.status == BattleStatus.generating and created.answers == []
+    feed = hub.feed(created.id)
+    await hub.aclose()  # what close_runtime does at exit
     [battle] = await _battle_rows(runtime)
     assert battle.status == BattleStatus.failed and battle.finished_at is not None
+    assert feed.finished.is_set() and feed.events[-1].data == {"status": "failed"}
+    with pytest.raises(LibraError) as refused:  # nothing starts on a closed hub
+        await service.start_battle(arena, BattleIn(prompt="again"))
+    assert refused.value.status == 503

@@ -11,17 +11,24 @@ from arena.models import Battle, BattleStatus, PairCount
 from core.db import libpq_url, transaction
 from core.registry.models import ContestantStatus
 from core.registry.schemas import ContestantIn
+from core.settings import Settings
 from server.contestants import register
 from server.seed import seed_defaults
 
 
 @pytest.fixture
-async def seeded(runtime) -> None:  # noqa: ANN001
+def settings() -> Settings:
+    # Votes here come at once, faster than anyone reads: the reading-time rule would hold them for review.
+    return Settings(_env_file=None, database_url=None, max_prompt_chars=8000, arena_read_words_per_s=1e6)
+
+
+@pytest.fixture
+async def seeded(runtime) -> None:
     async with transaction(runtime.sessions) as session:
         await seed_defaults(session)
 
 
-async def test_battle_hides_names_until_the_vote_then_reveals(client, seeded) -> None:  # noqa: ANN001
+async def test_battle_hides_names_until_the_vote_then_reveals(client, seeded) -> None:
     created = await client.post("/api/v1/battles", json={"prompt": "How do plants make food?"})
     assert created.status_code == 201, created.text
     battle = created.json()
@@ -39,7 +46,7 @@ async def test_battle_hides_names_until_the_vote_then_reveals(client, seeded) ->
     assert second.status_code == 409
 
 
-async def test_vote_updates_pair_counts_in_the_same_transaction(client, runtime, seeded) -> None:  # noqa: ANN001
+async def test_vote_updates_pair_counts_in_the_same_transaction(client, runtime, seeded) -> None:
     battle = (await client.post("/api/v1/battles", json={"prompt": "hi"})).json()
     await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": "a", "safety": "both_bad"})
     async with transaction(runtime.sessions) as session:
@@ -51,7 +58,7 @@ async def test_vote_updates_pair_counts_in_the_same_transaction(client, runtime,
     assert counts["safety"].both_bad == 1 and counts["safety"].lo_wins == 0
 
 
-async def test_votes_are_append_only_in_the_database(client, seeded, db_url) -> None:  # noqa: ANN001
+async def test_votes_are_append_only_in_the_database(client, seeded, db_url) -> None:
     battle = (await client.post("/api/v1/battles", json={"prompt": "hi"})).json()
     await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": "b"})
     with psycopg.connect(libpq_url(db_url)) as conn:
@@ -62,7 +69,7 @@ async def test_votes_are_append_only_in_the_database(client, seeded, db_url) -> 
             conn.execute("DELETE FROM votes")
 
 
-async def test_prompt_limits_and_bad_input(client, seeded) -> None:  # noqa: ANN001
+async def test_prompt_limits_and_bad_input(client, seeded) -> None:
     too_long = await client.post("/api/v1/battles", json={"prompt": "x" * 8001})
     assert too_long.status_code == 413 and too_long.json()["error"]["field"] == "prompt"
     assert (await client.post("/api/v1/battles", json={"prompt": ""})).status_code == 422
@@ -71,19 +78,19 @@ async def test_prompt_limits_and_bad_input(client, seeded) -> None:  # noqa: ANN
     assert bad_vote.status_code == 422 and bad_vote.json()["error"]["field"] == "helpfulness"
 
 
-async def test_unknown_battle_is_404(client) -> None:  # noqa: ANN001
+async def test_unknown_battle_is_404(client) -> None:
     unknown = uuid.uuid4()
     assert (await client.get(f"/api/v1/battles/{unknown}")).status_code == 404
     assert (await client.post(f"/api/v1/battles/{unknown}/vote", json={"helpfulness": "a"})).status_code == 404
     assert (await client.get("/api/v1/battles/not-a-uuid")).status_code == 422
 
 
-async def test_arena_needs_two_active_models(client) -> None:  # noqa: ANN001
+async def test_arena_needs_two_active_models(client) -> None:
     response = await client.post("/api/v1/battles", json={"prompt": "hi"})
     assert response.status_code == 503 and response.json()["error"]["code"] == "no_pair"
 
 
-async def test_a_model_that_fails_records_the_failure_and_blocks_the_vote(client, runtime) -> None:  # noqa: ANN001
+async def test_a_model_that_fails_records_the_failure_and_blocks_the_vote(client, runtime) -> None:
     # Two models whose endpoint is a closed local port: the real HTTP backend fails to connect.
     dead = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0, "timeout_s": 2}
     async with transaction(runtime.sessions) as session:
