@@ -43,3 +43,56 @@ def _hash(salt: bytes, kind: str, value: str) -> str:
 def identify(salt: bytes, session_id: str, address: str) -> VoterIdentity:
     return VoterIdentity(_hash(salt, "session", session_id), _hash(salt, "address", address),
                          _hash(salt, "network", network_of(address)))
+
+
+# --- anomaly rules: a vote they flag is kept, held out of the ratings, and queued for an admin ------------
+
+RULES_VERSION = "integrity-1"
+ONE_SIDED_SHARE = 0.9  # a session picking one model in at least this share of its battles with it
+
+
+@dataclass(frozen=True)
+class VoteFacts:
+    """What the rules look at, read in the vote's transaction (before this vote is stored)."""
+
+    words: int  # words of the answers the voter just read (the latest turn, both sides)
+    read_s: float | None  # seconds since those answers were complete; None for battles from before
+    network_votes: int  # votes from the voter's address range within the burst window
+    sided: dict[int, tuple[int, int]]  # model id -> (the session's battles with it, the ones it picked it in)
+    picks: frozenset[int]  # the models this vote picks: a win on helpfulness or on safety
+
+
+@dataclass(frozen=True)
+class Flag:
+    rule: str
+    detail: dict
+
+
+def too_fast(facts: VoteFacts, words_per_s: float) -> Flag | None:
+    needed = facts.words / words_per_s
+    if facts.read_s is None or facts.read_s >= needed:
+        return None
+    return Flag("too_fast", {"read_s": round(facts.read_s, 3), "needed_s": round(needed, 3), "words": facts.words})
+
+
+def one_sided(facts: VoteFacts, min_battles: int) -> list[Flag]:
+    flags = []
+    for model in sorted(facts.picks):
+        battles, picked = facts.sided.get(model, (0, 0))
+        battles, picked = battles + 1, picked + 1  # this vote included
+        if battles >= min_battles and picked >= ONE_SIDED_SHARE * battles:
+            flags.append(Flag("one_sided", {"model_id": model, "battles": battles, "picked": picked}))
+    return flags
+
+
+def burst(facts: VoteFacts, most: int, window_s: int) -> Flag | None:
+    votes = facts.network_votes + 1
+    return Flag("burst", {"votes": votes, "window_s": window_s}) if votes > most else None
+
+
+def flags_for(facts: VoteFacts, settings: Settings) -> list[Flag]:
+    """Every rule that holds this vote for review, each with its evidence; [] for an ordinary vote."""
+    found = [too_fast(facts, settings.arena_read_words_per_s),
+             *one_sided(facts, settings.arena_one_sided_votes),
+             burst(facts, settings.arena_burst_votes, settings.arena_burst_window_s)]
+    return [flag for flag in found if flag is not None]

@@ -46,7 +46,7 @@ async def get_key(request: Request, runtime: RuntimeDep, session: SessionDep, be
     key = await authenticate(session, bearer.credentials if bearer else None)
     # Its own transaction, committed now: the use of an admin key is audited even if the action fails.
     async with transaction(runtime.sessions) as own:
-        await record_use(own, key, request.method, request.url.path)
+        await record_use(own, key, request.method, request.url.path.replace("\x00", "\\x00"))
     return key
 
 

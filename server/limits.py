@@ -84,7 +84,7 @@ def _rate_limit(action: str, limit_of: Callable[[Settings], int]) -> Callable:
 
 
 BattleLimit = Depends(_rate_limit("battles", lambda s: s.rate_battles))
-VoteLimit = Depends(_rate_limit("votes", lambda s: s.rate_votes))
+# Votes count in the vote's own transaction (arena.votes), with the same window and the same factor.
 
 
 async def _evals_in_flight(session: AsyncSession, key_id: int) -> int:

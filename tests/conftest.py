@@ -62,7 +62,9 @@ def db_url(pg_server: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(_env_file=None, database_url=None, max_prompt_chars=8000)
+    # Tests vote the moment answers are in: the reading-time rule (arena.integrity) would hold every vote,
+    # so it is off here; the integrity tests set it themselves.
+    return Settings(_env_file=None, database_url=None, max_prompt_chars=8000, arena_read_words_per_s=1e6)
 
 
 @pytest.fixture

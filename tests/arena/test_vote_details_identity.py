@@ -23,6 +23,13 @@ from server.contestants import register
 NEUTRAL = "Plants make their food by photosynthesis."
 
 
+@pytest.fixture
+def settings():
+    from tests.arena.votes_support import vote_settings
+
+    return vote_settings()  # votes here come at once: the reading rule (tests/arena/test_vote_integrity.py) is off
+
+
 class ScriptedByModelForTests:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -99,7 +106,8 @@ async def test_a_neutral_answer_or_a_mention_of_another_model_is_not_flagged(htt
     assert voted.status_code == 200 and voted.json()["vote_counted"] is True
     async with transaction(runtime.sessions) as session:
         assert not (await session.get(Battle, uuid.UUID(battle["id"]))).identity_leak
-        assert [c.ties for c in await session.scalars(select(PairCount))] == [1]
+        counts = {c.dimension: c.ties for c in await session.scalars(select(PairCount))}
+        assert counts == {"helpfulness": 1, "helpfulness@free": 1}  # overall and for the prompt source
         assert await repo.excluded_votes(session) == {}
 
 
