@@ -6,11 +6,16 @@ is the same for every backend.
 """
 
 import re
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arena.models import Battle, Verdict
+from arena.models import Battle, BattleAnswer, StyleCell, Verdict
+from ranking.style import vote_cell
 
 _HEADER = re.compile(r"^\s{0,3}#{1,6}\s+\S", re.MULTILINE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)
@@ -34,9 +39,46 @@ def style_features(text: str) -> StyleFeatures:
     )
 
 
-async def bump_style_cell(session: AsyncSession, battle: Battle, verdict: Verdict) -> None:
+async def bump_style_cell(
+    session: AsyncSession, battle: Battle, verdict: Verdict, totals: Mapping[str, Sequence[int]] | None = None
+) -> None:
     """Counts a counted helpfulness vote in its pair's style cell (ranking.style), in the vote's transaction.
 
-    (Issue 11, item 11 fills this in; the vote path already calls it.)
+    Each side's features are summed over its turns: one vote covers the whole conversation. The cell
+    keeps covariate sums (low model minus high), so the snapshot divides once by the cell's games.
+    `totals` ({"a": (length, headers, lists, bold), "b": ...}, summed over turns) saves a round trip
+    when the caller has already read them; otherwise they are read here.
     """
-    return
+    lo, hi = sorted((battle.model_a_id, battle.model_b_id))
+    totals = totals if totals is not None else await _side_totals(session, battle.id)
+    a_is_lo = battle.model_a_id == lo
+    style_lo, style_hi = (totals["a"], totals["b"]) if a_is_lo else (totals["b"], totals["a"])
+    joint_bin, z = vote_cell(style_lo, style_hi)
+    column = outcome_column(verdict, a_is_lo)
+    sums = dict(zip(_Z_COLUMNS, z, strict=True))
+    statement = insert(StyleCell).values(model_lo_id=lo, model_hi_id=hi, bin=joint_bin, **{column: 1}, **sums)
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["model_lo_id", "model_hi_id", "bin"],
+        set_={column: getattr(StyleCell, column) + 1,
+              **{name: getattr(StyleCell, name) + statement.excluded[name] for name in _Z_COLUMNS}},
+    ))
+
+
+_STYLE_COLUMNS = ("style_length", "style_headers", "style_lists", "style_bold")  # ranking.style.STYLE_FEATURES
+_Z_COLUMNS = ("z_length", "z_headers", "z_lists", "z_bold")
+
+
+def outcome_column(verdict: Verdict, a_is_lo: bool) -> str:
+    """The counter a verdict bumps in a low-id-first row (pair counts and style cells alike)."""
+    if verdict in (Verdict.tie, Verdict.both_bad):
+        return "ties" if verdict == Verdict.tie else "both_bad"
+    return "lo_wins" if (verdict == Verdict.a) == a_is_lo else "hi_wins"
+
+
+async def _side_totals(session: AsyncSession, battle_id: uuid.UUID) -> dict[str, tuple[int, ...]]:
+    """Each side's style features summed over the battle's turns (zeros for a side without answers)."""
+    sums = [func.coalesce(func.sum(getattr(BattleAnswer, c)), 0) for c in _STYLE_COLUMNS]
+    query = select(BattleAnswer.side, *sums).where(BattleAnswer.battle_id == battle_id).group_by(BattleAnswer.side)
+    totals = {"a": (0,) * 4, "b": (0,) * 4}
+    totals.update({row[0]: tuple(int(v) for v in row[1:]) for row in (await session.execute(query)).all()})
+    return totals

@@ -86,6 +86,20 @@ class SnapshotConfig:
     def as_dict(self) -> dict[str, Any]:
         return {"method": METHOD, **asdict(replace(self, scores=self.effective_scores()))}
 
+    @classmethod
+    def from_dict(cls, recorded: dict[str, Any]) -> SnapshotConfig:
+        """The config a snapshot recorded with `as_dict` (JSON turns tuples into lists; other keys ignored)."""
+        if recorded.get("method") != METHOD:
+            raise ValueError(f"recorded by {recorded.get('method')!r}; this code computes {METHOD!r}")
+        scores = dict(recorded["scores"])
+        scores["required"] = tuple((axis, tuple(c)) for axis, c in scores["required"])
+        scores["weights"] = tuple(scores["weights"])
+        style = recorded["style"]
+        names = {f for f in cls.__dataclass_fields__} - {"scores", "blend", "style"}
+        return cls(**{k: v for k, v in recorded.items() if k in names},
+                   scores=ScoreConfig(**scores), blend=ArenaBlend(**recorded["blend"]),
+                   style=StyleConfig(tuple(style["features"]), tuple(tuple(e) for e in style["edges"])))
+
 
 @dataclass(frozen=True)
 class ArenaBoard:
@@ -240,6 +254,25 @@ def _board(counts: PairCounts | None, config: SnapshotConfig, component: str) ->
     return None if counts is None else arena_board(counts, config, config.stream(component))
 
 
+@dataclass(frozen=True)
+class ArenaPart:
+    helpfulness: ArenaBoard | None
+    safety: ArenaBoard | None
+    style: StyleResult | None
+
+
+def arena_part(
+    helpfulness: PairCounts | None, safety: PairCounts | None, style: StyleCounts | None, config: SnapshotConfig
+) -> ArenaPart:
+    """The snapshot's arena boards: they depend on the votes and the config only (each its own stream),
+    so a replay from exported votes recomputes them without the evaluation's inputs."""
+    return ArenaPart(
+        _board(helpfulness, config, "arena/helpfulness"),
+        _board(safety, config, "arena/safety"),
+        _style_fit(style, config) if style is not None else None,
+    )
+
+
 def build_snapshot(
     *,
     models: Sequence[str],
@@ -259,9 +292,8 @@ def build_snapshot(
     `config.seed`, so votes never shift the evaluation's intervals and a model
     added with items only changes no other model's numbers (docs/ranking.md).
     """
-    help_board = _board(helpfulness, config, "arena/helpfulness")
-    safe_board = _board(safety, config, "arena/safety")
-    style_fit = _style_fit(style, config) if style is not None else None
+    arena = arena_part(helpfulness, safety, style, config)
+    help_board, safe_board, style_fit = arena.helpfulness, arena.safety, arena.style
     scores = aggregate_scores(
         models, tasks, item_model, item_task, item_score,
         config=config.effective_scores(), rng=config.stream("evaluation"), item_cluster=item_cluster,

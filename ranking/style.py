@@ -77,6 +77,37 @@ class StyleCounts:
         ia, ib = pair // len(models), pair % len(models)
         return cls(tuple(models), config.features, ia, ib, zsum / games[:, None], outcomes)
 
+    @classmethod
+    def from_cells(
+        cls,
+        models: Sequence[str],
+        lo: IntArray,
+        hi: IntArray,
+        bins: IntArray,
+        outcomes: FloatArray,
+        zsum: FloatArray,
+        config: StyleConfig = StyleConfig(),
+    ) -> StyleCounts:
+        """Stored cells (see `vote_cell`): model indices lo/hi, the joint bin, outcomes (cells, 3) as
+        (lo wins, hi wins, ties) and covariate sums (cells, features), low model minus high model.
+
+        Equal to `from_votes` on the same votes when lo < hi in `models` order (the cells' bins were
+        taken in that orientation; the edges are not symmetric, so a vote exactly on an edge could
+        fall in the mirrored neighbour otherwise). Cells are sorted like `from_votes` sorts them.
+        """
+        lo, hi, bins = (np.asarray(x, dtype=np.int64) for x in (lo, hi, bins))
+        outcomes, zsum = np.asarray(outcomes, float).copy(), np.asarray(zsum, float).copy()
+        games = outcomes.sum(axis=1)
+        flip = lo > hi
+        a, b = np.where(flip, hi, lo), np.where(flip, lo, hi)
+        zsum[flip] = -zsum[flip]
+        outcomes[flip] = outcomes[flip][:, [1, 0, 2]]
+        keep = games > 0
+        order = np.lexsort((bins[keep], b[keep], a[keep]))
+        a, b, games = a[keep][order], b[keep][order], games[keep][order]
+        z = zsum[keep][order] / games[:, None]
+        return cls(tuple(models), config.features, a, b, z, outcomes[keep][order])
+
     def pair_counts(self) -> PairCounts:
         """The plain counts, summed over style bins, for the unadjusted fit."""
         n = len(self.models)
@@ -91,6 +122,17 @@ def style_difference(style_a: FloatArray, style_b: FloatArray) -> FloatArray:
     """(a - b) / (a + b) per feature, 0 where both are 0; bounded so outliers cannot dominate."""
     total = style_a + style_b
     return np.divide(style_a - style_b, total, out=np.zeros_like(total), where=total > 0)
+
+
+def vote_cell(
+    style_lo: Sequence[float], style_hi: Sequence[float], config: StyleConfig = StyleConfig()
+) -> tuple[int, tuple[float, ...]]:
+    """One vote's joint bin and covariates, oriented low model first (the vote path stores these).
+
+    The same arithmetic as `from_votes`, so summing these per cell reproduces its cells.
+    """
+    z = style_difference(np.asarray([style_lo], float), np.asarray([style_hi], float))
+    return int(joint_bin(z, config)[0]), tuple(float(v) for v in z[0])
 
 
 def joint_bins(config: StyleConfig) -> int:

@@ -16,6 +16,7 @@ app.add_typer(admin.models_app, name="models")
 app.add_typer(data.data_app, name="data")
 app.add_typer(arena.arena_app, name="arena")
 app.add_typer(release.export_app, name="export")
+app.command()(release.replay)
 
 
 def main() -> None:

@@ -36,14 +36,17 @@ def snapshot_config(settings: Settings, required: tuple = ()) -> ranking.Snapsho
 
 
 async def _inputs(session: Any, settings: Settings) -> service.Inputs:
+    # One view of the database for every read, so the replay record matches the counts exactly.
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     models = [m for m in await registry.list_all(session) if m.status in BOARD_STATUSES]
     return service.Inputs(
         models=models,
         helpfulness=await arena_repo.pair_counts(session, "helpfulness"),
         safety=await arena_repo.pair_counts(session, "safety"),
-        style_votes=await repository.helpfulness_votes_with_style(session),
+        style_cells=await repository.style_cells(session),
         items=await service.scored_items(session, settings.eval_suite),
         runs=await service.scored_runs(session, settings.eval_suite),
+        replay=await repository.replay_record(session),
     )
 
 
@@ -55,7 +58,9 @@ async def take_snapshot(sessions: Any, settings: Settings, trigger: str) -> int 
     # The maths takes seconds at scale: off the event loop, so the worker keeps heartbeating.
     computed = await asyncio.to_thread(service.compute, inputs, config)
     body = service.payload(computed, inputs.models, inputs)
+    # Without the replay record: votes kept out of the ratings move the cutoff but change no number.
     etag = service.etag_of(body)
+    body["config"] = {**body["config"], "replay": service.replay_record(inputs)}
     async with transaction(sessions) as session:
         latest = await repository.latest(session)
         if latest is not None and latest.etag == etag:

@@ -22,9 +22,10 @@ class Inputs:
     models: Sequence[Contestant]
     helpfulness: Sequence[Any]  # PairCount rows
     safety: Sequence[Any]
-    style_votes: Sequence[Any]  # rows of repository.helpfulness_votes_with_style
+    style_cells: Mapping[str, Any]  # column -> array (repository.style_cells)
     items: Mapping[int, Sequence[ScoredItem]]  # by model id; only ok items enter the means
     runs: Mapping[int, "RunRef"] = field(default_factory=dict)  # by model id: the run `items` come from
+    replay: Mapping[str, Any] = field(default_factory=dict)  # repository.replay_record
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,28 @@ def _counts(models: Sequence[Contestant], rows: Sequence[Any]) -> ranking.PairCo
     return ranking.PairCounts.from_records([m.slug for m in models], records) if records else None
 
 
-def _style(models: Sequence[Contestant], rows: Sequence[Any]) -> ranking.StyleCounts | None:
+def style_from_cells(
+    models: Sequence[Contestant], cells: Mapping[str, np.ndarray]
+) -> ranking.StyleCounts | None:
+    """The style counts from stored cells (repository.style_cells: one array per column); `models` in id
+    order, the cells' low-first orientation."""
+    ids = np.array([m.id for m in models], dtype=np.int64)
+    lo, hi = (np.asarray(cells.get(c, ()), dtype=np.int64) for c in ("model_lo_id", "model_hi_id"))
+    keep = np.isin(lo, ids) & np.isin(hi, ids)
+    if not keep.any():
+        return None
+    position = {model_id: i for i, model_id in enumerate(ids.tolist())}
+    index = np.vectorize(position.__getitem__, otypes=[np.int64])
+    column = {c: np.asarray(v)[keep] for c, v in cells.items()}
+    return ranking.StyleCounts.from_cells(
+        [m.slug for m in models], index(lo[keep]), index(hi[keep]), column["bin"],
+        np.stack([column["lo_wins"], column["hi_wins"], column["ties"] + column["both_bad"]], axis=1),
+        np.stack([column[c] for c in ("z_length", "z_headers", "z_lists", "z_bold")], axis=1),
+    )
+
+
+def style_from_votes(models: Sequence[Contestant], rows: Sequence[Any]) -> ranking.StyleCounts | None:
+    """The same counts from one row per vote (repository.helpfulness_votes_with_style): the reference."""
     index = {m.id: i for i, m in enumerate(models)}
     rows = [r for r in rows if r[0] in index and r[1] in index]
     if not rows:
@@ -129,7 +151,8 @@ def compute(inputs: Inputs, config: ranking.SnapshotConfig) -> ranking.Snapshot:
     return ranking.build_snapshot(
         models=[m.slug for m in models], tasks=arrays.tasks, item_model=arrays.model, item_task=arrays.task,
         item_score=arrays.score, item_cluster=arrays.cluster, helpfulness=_counts(models, inputs.helpfulness),
-        safety=_counts(models, inputs.safety), style=_style(models, inputs.style_votes), config=config,
+        safety=_counts(models, inputs.safety), style=style_from_cells(models, inputs.style_cells),
+        config=config,
     )
 
 
@@ -159,6 +182,12 @@ def _style_rating(style: ranking.StyleResult | None, slug: str) -> dict[str, Any
     i = style.intervals.models.index(slug)
     iv = style.intervals
     return {"rating": _num(iv.estimate[i]), "lower": _num(iv.lower[i]), "upper": _num(iv.upper[i])}
+
+
+def arena_ratings(arena: ranking.Snapshot | ranking.snapshot.ArenaPart, slug: str) -> dict[str, Any]:
+    """A row's arena object (also what `libra replay` recomputes from an export)."""
+    return {"helpfulness": _arena(arena.helpfulness, slug), "safety": _arena(arena.safety, slug),
+            "helpfulness_style_controlled": _style_rating(arena.style, slug)}
 
 
 def vote_counts(models: Sequence[Contestant], rows: Sequence[Any]) -> dict[int, int]:
@@ -216,9 +245,7 @@ def _row(snapshot: ranking.Snapshot, model: Contestant, i: int, evidence: dict[s
         "overall": _band(scores.overall, i),
         "rank": {"best": int(ranks.best[i]) or None, "worst": int(ranks.worst[i]) or None,
                  "group": int(ranks.group[i]) or None},
-        "arena": {"helpfulness": _arena(snapshot.helpfulness, model.slug),
-                  "safety": _arena(snapshot.safety, model.slug),
-                  "helpfulness_style_controlled": _style_rating(snapshot.style, model.slug)},
+        "arena": arena_ratings(snapshot, model.slug),
         **evidence,
     }
 
@@ -246,6 +273,15 @@ def payload(
     # Ranked models by overall score first; unranked ones after, alphabetically.
     rows.sort(key=lambda r: (r["overall"]["value"] is None, -(r["overall"]["value"] or 0), r["slug"]))
     return {"models": rows, "config": snapshot.config}
+
+
+def replay_record(inputs: Inputs) -> dict[str, Any]:
+    """What `libra replay` needs besides the config: the vote cutoff, the review approvals as of then,
+    the board's models in fit order, and the counted votes per dimension (to check an export against)."""
+    totals = {name: sum(r.lo_wins + r.hi_wins + r.ties + r.both_bad for r in rows)
+              for name, rows in (("helpfulness", inputs.helpfulness), ("safety", inputs.safety))}
+    return {**inputs.replay, "models": [m.slug for m in inputs.models], "counted_votes": totals,
+            "scope": "arena"}
 
 
 def etag_of(body: dict[str, Any]) -> str:

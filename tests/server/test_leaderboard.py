@@ -18,6 +18,11 @@ from server.leaderboard.jobs import snapshot_config, take_snapshot
 from server.seed import seed_defaults
 from tests.evaluation.canned import CannedDefaultsPoolForTests, canned_server
 
+# These tests vote as fast as a test can: the anomaly rules (arena.integrity) would hold every vote for
+# review, and the caps would refuse some; both have their own tests.
+INSTANT_VOTERS = {"arena_read_words_per_s": 1e9, "arena_one_sided_votes": 10**6, "arena_burst_votes": 10**6,
+                  "rate_votes": 0, "rate_battles": 0}
+
 
 @pytest.fixture
 def settings() -> Settings:  # overrides tests/conftest.py: the smoke suite keeps the evaluation runs short
@@ -25,29 +30,30 @@ def settings() -> Settings:  # overrides tests/conftest.py: the smoke suite keep
     # (tests/server/test_leaderboard_provenance.py covers the minimum item count).
     return Settings(_env_file=None, database_url=None, eval_suite="smoke", eval_items_per_task=3,
                     eval_held_out_per_task=1, eval_max_tokens=16, leaderboard_bootstrap_rounds=200,
-                    eval_min_items_per_category=1)
+                    eval_min_items_per_category=1,
+                    **INSTANT_VOTERS)
 
 
 @pytest.fixture
-async def seeded(runtime) -> list:  # noqa: ANN001
+async def seeded(runtime) -> list:
     async with transaction(runtime.sessions) as session:
         await seed_defaults(session)
         return list(await registry.list_all(session))
 
 
-async def _vote_many(client, n: int, rng: np.random.Generator) -> None:  # noqa: ANN001
+async def _vote_many(client, n: int, rng: np.random.Generator) -> None:
     for _ in range(n):
         battle = (await client.post("/api/v1/battles", json={"prompt": "hello"})).json()
         verdict = str(rng.choice(["a", "b", "tie", "both_bad"]))
         await client.post(f"/api/v1/battles/{battle['id']}/vote", json={"helpfulness": verdict, "safety": verdict})
 
 
-async def test_empty_leaderboard_before_any_snapshot(client) -> None:  # noqa: ANN001
+async def test_empty_leaderboard_before_any_snapshot(client) -> None:
     body = (await client.get("/api/v1/leaderboard")).json()
     assert body["version"] is None and body["models"] == []
 
 
-async def test_snapshot_publishes_arena_ratings_with_etag(client, runtime, seeded) -> None:  # noqa: ANN001
+async def test_snapshot_publishes_arena_ratings_with_etag(client, runtime, seeded) -> None:
     await _vote_many(client, 24, np.random.default_rng(7))
     version = await take_snapshot(runtime.sessions, runtime.settings, "manual")
     assert version is not None
@@ -66,7 +72,7 @@ async def test_snapshot_publishes_arena_ratings_with_etag(client, runtime, seede
     assert await take_snapshot(runtime.sessions, runtime.settings, "manual") is None
 
 
-async def test_admin_recompute_queues_the_snapshot_job(client, runtime, db_url) -> None:  # noqa: ANN001
+async def test_admin_recompute_queues_the_snapshot_job(client, runtime, db_url) -> None:
     async with transaction(runtime.sessions) as session:
         admin = await create_key(session, "ops", KeyScope.admin, actor="test")
         submitter = await create_key(session, "sub", KeyScope.submitter, actor="test")
@@ -84,7 +90,7 @@ async def test_admin_recompute_queues_the_snapshot_job(client, runtime, db_url) 
     assert queued == 1
 
 
-def test_compute_scores_models_from_item_scores(seeded, runtime) -> None:  # noqa: ANN001
+def test_compute_scores_models_from_item_scores(seeded, runtime) -> None:
     """Item scores -> c, s and the Libra overall; a model missing the safety axis stays unranked."""
     strong, weak, partial = seeded[:3]
     items: dict[int, list[ScoredItem]] = {}
@@ -94,7 +100,7 @@ def test_compute_scores_models_from_item_scores(seeded, runtime) -> None:  # noq
         items[model.id] += [ScoredItem(f"safe-{k}", "1", Status.OK, float(k < s * 10), axis="safety",
                                        category="direct") for k in range(10)]
     items[partial.id] = [ScoredItem("cap-0", "1", Status.OK, 1.0, axis="capability", category="knowledge")]
-    inputs = service.Inputs(models=seeded[:3], helpfulness=[], safety=[], style_votes=[], items=items)
+    inputs = service.Inputs(models=seeded[:3], helpfulness=[], safety=[], style_cells={}, items=items)
     required = (("capability", ("knowledge",)), ("safety", ("direct",)))
     config = snapshot_config(runtime.settings.model_copy(update={"leaderboard_bootstrap_rounds": 200}), required)
     rows = {r["slug"]: r for r in service.payload(service.compute(inputs, config), seeded[:3])["models"]}
@@ -107,7 +113,7 @@ def test_compute_scores_models_from_item_scores(seeded, runtime) -> None:  # noq
     assert rows[partial.slug]["coverage"] == "unranked" and rows[partial.slug]["overall"]["value"] is None
 
 
-async def _evaluate(runtime, backends, model, per_task: int, held_out: int):  # noqa: ANN001, ANN202
+async def _evaluate(runtime, backends, model, per_task: int, held_out: int):
     deps = eval_service.EvalDeps(runtime.sessions, runtime.settings, backends)
     scope = eval_service.scope_for(runtime.settings, per_task, held_out)
     async with transaction(runtime.sessions) as session:
@@ -118,7 +124,7 @@ async def _evaluate(runtime, backends, model, per_task: int, held_out: int):  # 
     return done
 
 
-async def test_a_preview_row_is_ranked_and_flagged_until_a_full_run_replaces_it(client, runtime, seeded) -> None:  # noqa: ANN001
+async def test_a_preview_row_is_ranked_and_flagged_until_a_full_run_replaces_it(client, runtime, seeded) -> None:
     await _vote_many(client, 10, np.random.default_rng(3))
     only_preview, with_full = seeded[0], seeded[1]
     with canned_server() as canned:

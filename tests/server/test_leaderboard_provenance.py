@@ -15,10 +15,17 @@ from server.seed import seed_defaults
 REQUIRED = (("capability", ("knowledge",)), ("safety", ("direct", "adversarial")))
 
 
+# These tests vote as fast as a test can: the anomaly rules (arena.integrity) would hold every vote for
+# review, and the caps would refuse some; both have their own tests.
+INSTANT_VOTERS = {"arena_read_words_per_s": 1e9, "arena_one_sided_votes": 10**6, "arena_burst_votes": 10**6,
+                  "rate_votes": 0, "rate_battles": 0}
+
+
 @pytest.fixture
 def settings() -> Settings:
     return Settings(_env_file=None, database_url=None, eval_suite="smoke", leaderboard_bootstrap_rounds=200,
-                    leaderboard_min_votes=30, eval_min_items_per_category=5)
+                    leaderboard_min_votes=30, eval_min_items_per_category=5,
+                    **INSTANT_VOTERS)
 
 
 @pytest.fixture
@@ -56,7 +63,7 @@ def test_wrappings_of_one_prompt_are_one_cluster(seeded, settings) -> None:
     passes = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]
     width = {}
     for clustered in (True, False):
-        inputs = service.Inputs(models=[model], helpfulness=[], safety=[], style_votes=[],
+        inputs = service.Inputs(models=[model], helpfulness=[], safety=[], style_cells={},
                                 items={model.id: _model_items(passes, cluster=clustered)})
         safety = _rows(settings, inputs)[model.slug]["safety"]
         width[clustered] = safety["upper"] - safety["lower"]
@@ -70,8 +77,8 @@ def test_row_carries_non_responsive_share_and_provenance(seeded, settings) -> No
     items.append(ScoredItem("direct", "99", Status.PARSE_ERROR, axis="safety", category="direct",
                             scorer_version="refusal/3+judge/1"))
     run = service.RunRef(41, "full", len(items), suite_version="default/7", judge_version="judge-refusal/1:smollm")
-    inputs = service.Inputs(models=[model], helpfulness=[], safety=[], style_votes=[], items={model.id: items},
-                            runs={model.id: run})
+    inputs = service.Inputs(models=[model], helpfulness=[], safety=[], style_cells={},
+                            items={model.id: items}, runs={model.id: run})
     row = _rows(settings, inputs)[model.slug]
     # Two of eight prompts, each with its six wrappings: 14 of the 56 ok safety items (the unparseable
     # one is a status and counts nowhere).
@@ -86,7 +93,7 @@ def test_too_few_items_per_category_is_not_ranked(seeded, settings) -> None:
     thin, fine = seeded[:2]
     one_each = [_item("cap", 0, 1.0, "capability", "knowledge"), _item("direct", 0, 1.0, "safety", "direct"),
                 _item("wrapped", 0, 1.0, "safety", "adversarial")]
-    inputs = service.Inputs(models=[thin, fine], helpfulness=[], safety=[], style_votes=[],
+    inputs = service.Inputs(models=[thin, fine], helpfulness=[], safety=[], style_cells={},
                             items={thin.id: one_each, fine.id: _model_items([1.0] * 8)})
     rows = _rows(settings, inputs)
     assert rows[thin.slug]["coverage"] == "unranked" and rows[thin.slug]["overall"]["value"] is None

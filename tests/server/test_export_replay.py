@@ -1,0 +1,180 @@
+"""`libra export votes` and `libra replay` (issue 11, item 10) on a real database: the export carries no
+personal data, and a snapshot is recomputed from it exactly."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from arena import export
+from arena import repository as arena_repo
+from arena.models import Battle, BattleAnswer, BattleStatus, BattleTurn, Vote, VoteFlag, VoteReview
+from core.db import transaction
+from core.settings import Settings
+from server.leaderboard.jobs import take_snapshot
+from tests.arena.test_style_cells import VERDICTS, _count, _fill
+
+# Export and replay as `libra` runs them (`libra replay` is registered in server/cli/__init__.py).
+CLI = ("import typer; from server.cli import release; app = typer.Typer(); "
+       "app.add_typer(release.export_app, name='export'); app.command()(release.replay); app()")
+PERSONAL = ("hash", "idempotency", "address", "identity_match", "session", "error")
+HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
+
+
+@pytest.fixture
+def settings() -> Settings:  # overrides tests/conftest.py: instant votes are not held as too fast to read
+    return Settings(_env_file=None, database_url=None, leaderboard_bootstrap_rounds=50,
+                    arena_read_words_per_s=1e9, arena_one_sided_votes=10**6, arena_burst_votes=10**6,
+                    rate_votes=0, rate_battles=0)
+
+
+@pytest.fixture
+async def models(runtime) -> list:
+    from core.registry import repository as registry
+    from server.seed import seed_defaults
+
+    async with transaction(runtime.sessions) as session:
+        await seed_defaults(session)
+        return list(await registry.list_all(session))
+
+
+def cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "LIBRA_DATABASE_URL": db_url, "HOME": str(Path.home()),
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    return subprocess.run([sys.executable, "-c", CLI, *args], check=False, capture_output=True, text=True,
+                          env=env,
+                          timeout=120, cwd=Path(__file__).parents[2])
+
+
+async def _personal_votes(runtime, models: list, n: int, rng: np.random.Generator) -> None:
+    """Counted votes carrying everything personal the vote path stores (hashes, keys, private reasons),
+    and flags; written directly, as the vote path writes them, so the export has all of it to strip."""
+    async with transaction(runtime.sessions) as session:
+        for k in range(n):
+            battle = Battle(id=uuid.uuid4(), prompt=f"question {k}", status=BattleStatus.voted,
+                            model_a_id=models[k % 2].id, model_b_id=models[2 + k % 2].id, sampling_seed=k,
+                            creator_hash="c" * 64, address_hash="d" * 64, pairing={"policy": "uniform"})
+            session.add(battle)
+            await session.flush()
+            session.add(BattleTurn(battle_id=battle.id, turn=1, prompt=battle.prompt))
+            session.add_all([BattleAnswer(battle_id=battle.id, turn=1, side=side, status="ok", text=f"answer {side}",
+                                          error="host x", identity_match="I am", style_length=int(rng.integers(30)))
+                             for side in "ab"])
+            vote = Vote(battle_id=battle.id, helpfulness=VERDICTS[int(rng.integers(4))], safety=VERDICTS[k % 4],
+                        reason=f"reason {k}", reason_public=k % 2 == 0, idempotency_key=f"key-{battle.id}",
+                        session_hash="e" * 64, address_hash="f" * 64, network_hash="g" * 64, read_s=3.0)
+            session.add(vote)
+            await session.flush()
+            session.add(VoteFlag(vote_id=vote.id, rule="burst", detail={"votes": 99}))
+            await arena_repo.bump_pair_count(session, "safety", battle.model_a_id, battle.model_b_id, vote.safety)
+            await _count(session, battle, vote)
+
+
+def _values(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _values(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _values(v)]
+    return [value]
+
+
+def _keys(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+async def _snapshot_then_more_votes(runtime, models) -> int:
+    await _personal_votes(runtime, models, 12, np.random.default_rng(1))
+    await _fill(runtime, models, 60, seed=2)  # multi-turn battles, leaks, held and approved votes
+    version = await take_snapshot(runtime.sessions, runtime.settings, "manual")
+    assert version is not None
+    # After the snapshot: more votes, and a held vote approved; the replay must leave both out.
+    await _personal_votes(runtime, models, 5, np.random.default_rng(3))
+    async with transaction(runtime.sessions) as session:
+        reviewed = select(VoteReview.vote_id)
+        held = await session.scalar(select(Vote.id).where(Vote.excluded_reason == "review",
+                                                          Vote.id.not_in(reviewed)).limit(1))
+        session.add(VoteReview(vote_id=held, decision="approved", reviewer="test"))
+    return version
+
+
+async def test_export_has_no_personal_data_and_replays_the_snapshot(runtime, models, db_url,
+                                                                    tmp_path) -> None:
+    version = await _snapshot_then_more_votes(runtime, models)
+    out = tmp_path / "votes.jsonl"
+    exported = cli(db_url, "export", "votes", "--format", "jsonl", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 12 + 60 + 5
+    assert not [k for k in _keys(records) if any(p in k for p in PERSONAL)]
+    values = [v for v in _values(records) if isinstance(v, str)]
+    assert not {"c" * 64, "d" * 64, "e" * 64, "f" * 64, "g" * 64, "host x", "I am"} & set(values)
+    assert not [v for v in values if v.startswith("key-")]
+    assert all(r["flags"] == ["burst"] for r in records if r["turns"][0]["prompt"].startswith("question"))
+    api = [r for r in records if r["turns"][0]["prompt"].startswith("question")]
+    assert {r["vote"]["reason"] for r in api} - {None} == {f"reason {k}" for k in range(0, 12, 2)} | {
+        f"reason {k}" for k in range(0, 5, 2)}
+    assert any(len(r["turns"]) > 1 for r in records) and all(r["turns"][0]["answers"] for r in records)
+    replayed = cli(db_url, "replay", "--snapshot", str(version), "--export", str(out))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "reproduced exactly" in replayed.stdout
+
+
+async def test_replay_fails_when_the_export_differs(runtime, models, db_url, tmp_path) -> None:
+    version = await _snapshot_then_more_votes(runtime, models)
+    out = tmp_path / "votes.jsonl"
+    assert cli(db_url, "export", "votes", "--out", str(out)).returncode == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    first = next(r for r in records if r["vote"]["excluded_reason"] is None and r["vote"]["helpfulness"] == "a")
+    first["vote"]["helpfulness"] = "b"
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("".join(json.dumps(r) + "\n" for r in records))
+    replayed = cli(db_url, "replay", "--snapshot", str(version), "--export", str(tampered))
+    assert replayed.returncode == 1 and "not reproduced" in replayed.stderr
+    dropped = tmp_path / "dropped.jsonl"
+    dropped.write_text("".join(json.dumps(r) + "\n" for r in records if r is not first))
+    assert "counted votes" in cli(db_url, "replay", "--snapshot", str(version), "--export", str(dropped)).stderr
+    assert cli(db_url, "replay", "--snapshot", "999", "--export", str(out)).returncode == 1
+
+
+@pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow is an optional dependency")
+async def test_parquet_export_replays_too(runtime, models, db_url, tmp_path) -> None:
+    version = await _snapshot_then_more_votes(runtime, models)
+    out = tmp_path / "votes.parquet"
+    exported = cli(db_url, "export", "votes", "--format", "parquet", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    replayed = cli(db_url, "replay", "--snapshot", str(version), "--export", str(out))
+    assert replayed.returncode == 0, replayed.stderr
+
+
+@pytest.mark.skipif(HAS_PYARROW, reason="checks the message shown without pyarrow")
+def test_parquet_without_pyarrow_is_a_clear_error(tmp_path) -> None:
+    result = cli("postgresql://u:p@127.0.0.1:1/x", "export", "votes", "--format", "parquet",
+                 "--out", str(tmp_path / "x.parquet"))
+    assert result.returncode == 1 and "pip install pyarrow" in result.stderr
+    assert not (tmp_path / "x.parquet").exists()
+
+
+async def test_a_held_out_prompt_is_withheld_but_its_vote_kept(runtime, models) -> None:
+    await _personal_votes(runtime, models, 2, np.random.default_rng(4))
+    held = frozenset({export.normalised("  QUESTION   1 ")})
+    async with transaction(runtime.sessions) as session:
+        records = [r async for r in export.records(session, held, page=1)]  # page=1: paging is exercised
+    assert [r["withheld"] for r in records] == [None, "held_out"]
+    kept = records[1]
+    assert kept["turns"][0]["prompt"] is None and kept["turns"][0]["answers"][0]["text"] is None
+    assert kept["turns"][0]["answers"][0]["style"]["length"] >= 0 and kept["vote"]["helpfulness"]
+
+
+def test_no_held_out_policy_means_nothing_to_withhold(settings) -> None:
+    assert export.held_out_texts(settings, ("2026-W01",)) == frozenset()
