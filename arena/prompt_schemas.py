@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from arena.schemas import storable_text
+from arena.schemas import visitor_prompt
 
 
 class PreviewIn(BaseModel):
@@ -14,12 +14,7 @@ class PreviewIn(BaseModel):
         default=None, ge=0, lt=2**31, description="Replays an earlier preview; a fresh seed is drawn without it."
     )
 
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return storable_text(value)
+    _prompt = field_validator("prompt")(visitor_prompt)
 
 
 class PreviewOut(BaseModel):

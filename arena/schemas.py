@@ -19,6 +19,13 @@ def storable_text(value: str) -> str:
     return value
 
 
+def visitor_prompt(value: str) -> str:
+    """A visitor's prompt (a battle's, a turn's, an attack preview's): not blank, storable."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return storable_text(value)
+
+
 class BattleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,11 +50,7 @@ class BattleIn(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return storable_text(value)
+        return None if value is None else visitor_prompt(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> "BattleIn":
@@ -66,12 +69,7 @@ class TurnIn(BaseModel):
     prompt: str = Field(min_length=1, description="The visitor's next prompt.")
     stream: bool = Field(default=False, description="As for POST /battles: answer at once and stream.")
 
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return storable_text(value)
+    _prompt = field_validator("prompt")(visitor_prompt)
 
 
 class RegenerateIn(BaseModel):
