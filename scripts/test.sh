@@ -12,6 +12,8 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 [ -x /usr/bin/chromium ] && export LIBRA_REQUIRE_BROWSER=1
+# Browser tests save a screenshot each here (kept by CI with the rest of out/).
+export LIBRA_SCREENSHOT_DIR="${LIBRA_SCREENSHOT_DIR:-$PWD/out/screenshots}"
 
 scripts/install.sh dev
 

@@ -4,13 +4,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from importlib import resources
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from core.errors import LibraError
@@ -19,6 +17,7 @@ from server.api import arena, battles, evaluations, health, leaderboard, models,
 from server.api import keys as keys_api
 from server.middleware import BodyLimit, SecurityHeaders, SessionCookie
 from server.openapi import install_docs
+from server.pages import install_pages
 from server.runtime import Runtime, close_runtime, open_runtime
 from server.workers import Workers, slots_for
 
@@ -113,5 +112,5 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     app.include_router(models.review_router, prefix="/api/v1")
     _add_middleware(app, settings)
     install_docs(app)
-    app.mount("/", StaticFiles(directory=str(resources.files("frontend")), html=True), name="frontend")
+    install_pages(app)
     return app

@@ -27,7 +27,9 @@ def _secured(response: httpx.Response) -> None:
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/", 200),
-    ("GET", "/app.js", 200),
+    ("GET", "/assets/arena.js", 200),
+    ("GET", "/leaderboard", 200),
+    ("GET", "/models/any-slug", 200),
     ("GET", "/api/v1/models", 200),
     ("GET", "/api/v1/models/no-such-model", 404),
     ("POST", "/api/v1/battles", 422),
@@ -70,15 +72,18 @@ async def test_cors_opens_for_a_configured_origin(runtime, tmp_path: Path) -> No
         assert "access-control-allow-origin" not in other.headers
 
 
-def test_the_page_has_no_inline_script_or_style() -> None:
-    frontend = resources.files("frontend")
-    page = (frontend / "index.html").read_text()
-    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page), "inline <script> is blocked by the CSP"
-    assert "<style" not in page and "style=" not in page
-    assert not re.search(r"\son[a-z]+=", page), "inline event handlers are blocked by the CSP"
-    script = (frontend / "app.js").read_text()
-    assert "style=" not in script, "style attributes in HTML strings are blocked by the CSP; set el.style"
-    assert not re.search(r"\son[a-z]+=[\"']", script)
+def test_the_pages_have_no_inline_script_or_style() -> None:
+    frontend = Path(str(resources.files("frontend")))
+    for page in (frontend / "html").glob("*.html"):
+        text = page.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), f"{page.name}: inline <script> is blocked by the CSP"
+        assert "<style" not in text and "style=" not in text, page.name
+        assert not re.search(r"\son[a-z]+=", text), f"{page.name}: inline event handlers are blocked by the CSP"
+    for script in (frontend / "src").rglob("*.js"):
+        text = script.read_text()
+        assert "style=" not in text, f"{script.name}: style attributes in HTML strings are blocked by the CSP"
+        assert not re.search(r"\son[a-z]+=[\"']", text), script.name
+        assert "innerHTML" not in text, f"{script.name}: HTML goes in through lib/markdown.js only"
 
 
 async def test_the_session_cookie_is_httponly_and_lax(client) -> None:  # noqa: ANN001

@@ -1,4 +1,4 @@
-"use strict";
+import "../lib/shell.js";
 // The walking-skeleton page: list contestants, run one battle, vote, reveal.
 
 const $ = (id) => document.getElementById(id);

@@ -1,0 +1,2 @@
+// The leaderboard page (issue 12). Filled in by its owner.
+import "../lib/shell.js";
