@@ -1,27 +1,44 @@
 // Builds the pages into frontend/dist (never committed): one bundle per page from src/pages, one
-// stylesheet, and the HTML pages and the favicon copied as they are. `npm run build`; under a second.
+// stylesheet (src/style.css and the per-page files it imports), and the HTML pages and the favicon
+// copied as they are. `npm run build` (scripts/build-frontend.sh); about a second.
+//
+// It builds into a fresh folder and swaps it in at the end, so a running `libra serve` never serves a
+// half-written page. Each bundle builds on its own: a mistake in one page fails the build (exit 1) but
+// still leaves the other pages up to date.
 import { build } from "esbuild";
-import { cpSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, "dist");
+const fresh = join(here, `dist.building-${process.pid}`);
 const pages = readdirSync(join(here, "src", "pages")).filter((f) => f.endsWith(".js") && !f.startsWith("_"));
+const entries = [...pages.map((f) => join(here, "src", "pages", f)), join(here, "src", "style.css")];
 
-rmSync(dist, { recursive: true, force: true });
-mkdirSync(join(dist, "assets"), { recursive: true });
-await build({
-  entryPoints: [...pages.map((f) => join(here, "src", "pages", f)), join(here, "src", "style.css")],
-  outdir: join(dist, "assets"),
+mkdirSync(join(fresh, "assets"), { recursive: true });
+const results = await Promise.allSettled(entries.map((entry) => build({
+  entryPoints: [entry],
+  outdir: join(fresh, "assets"),
   entryNames: "[name]",
   bundle: true,
   format: "esm",
   minify: true,
   sourcemap: true,
   target: ["es2020"],
-  legalComments: "linked", // the vendored libraries' licences travel with the bundles
-  logLevel: "warning",
-});
-for (const file of readdirSync(join(here, "html"))) cpSync(join(here, "html", file), join(dist, file));
-cpSync(join(here, "favicon.svg"), join(dist, "favicon.svg"));
+  legalComments: "linked", // the bundled libraries' licence texts travel with the bundles
+  logLevel: "error",
+})));
+for (const file of readdirSync(join(here, "html"))) cpSync(join(here, "html", file), join(fresh, file));
+cpSync(join(here, "favicon.svg"), join(fresh, "favicon.svg"));
+
+const retired = join(here, `dist.old-${process.pid}`);
+if (existsSync(dist)) renameSync(dist, retired);
+renameSync(fresh, dist);
+rmSync(retired, { recursive: true, force: true });
+
+const failed = results.filter((r) => r.status === "rejected");
+if (failed.length) {
+  console.error(`frontend build: ${failed.length} of ${entries.length} bundles failed`);
+  process.exit(1);
+}
