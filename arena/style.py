@@ -39,33 +39,40 @@ def style_features(text: str) -> StyleFeatures:
     )
 
 
-async def bump_style_cell(
-    session: AsyncSession, battle: Battle, verdict: Verdict, totals: Mapping[str, Sequence[int]] | None = None
-) -> None:
-    """Counts a counted helpfulness vote in its pair's style cell (ranking.style), in the vote's transaction.
+def style_cell_row(battle: Battle, verdict: Verdict, totals: Mapping[str, Sequence[int]]) -> dict[str, int | float]:
+    """The increments of one counted helpfulness vote in its pair's style cell (ranking.style).
 
-    Each side's features are summed over its turns: one vote covers the whole conversation. The cell
-    keeps covariate sums (low model minus high), so the snapshot divides once by the cell's games.
-    `totals` ({"a": (length, headers, lists, bold), "b": ...}, summed over turns) saves a round trip
-    when the caller has already read them; otherwise they are read here.
+    Each side's features are summed over its turns (`totals`: {"a": (length, headers, lists, bold),
+    "b": ...}): one vote covers the whole conversation. The cell keeps covariate sums (low model minus
+    high), so the snapshot divides once by the cell's games.
     """
     lo, hi = sorted((battle.model_a_id, battle.model_b_id))
-    totals = totals if totals is not None else await _side_totals(session, battle.id)
     a_is_lo = battle.model_a_id == lo
     style_lo, style_hi = (totals["a"], totals["b"]) if a_is_lo else (totals["b"], totals["a"])
     joint_bin, z = vote_cell(style_lo, style_hi)
-    column = outcome_column(verdict, a_is_lo)
-    sums = dict(zip(_Z_COLUMNS, z, strict=True))
-    statement = insert(StyleCell).values(model_lo_id=lo, model_hi_id=hi, bin=joint_bin, **{column: 1}, **sums)
+    outcomes = dict.fromkeys(_OUTCOMES, 0)
+    outcomes[outcome_column(verdict, a_is_lo)] = 1
+    return {"model_lo_id": lo, "model_hi_id": hi, "bin": int(joint_bin), **outcomes,
+            **{name: float(value) for name, value in zip(_Z_COLUMNS, z, strict=True)}}
+
+
+async def bump_style_cell(
+    session: AsyncSession, battle: Battle, verdict: Verdict, totals: Mapping[str, Sequence[int]] | None = None
+) -> None:
+    """Counts a counted helpfulness vote in its pair's style cell, in the caller's transaction (a vote
+    approved on review; the vote path itself folds the same row into its one write, arena.vote_store).
+    `totals` saves a round trip when the caller has already read them; otherwise they are read here."""
+    row = style_cell_row(battle, verdict, totals if totals is not None else await _side_totals(session, battle.id))
+    statement = insert(StyleCell).values(**row)
     await session.execute(statement.on_conflict_do_update(
         index_elements=["model_lo_id", "model_hi_id", "bin"],
-        set_={column: getattr(StyleCell, column) + 1,
-              **{name: getattr(StyleCell, name) + statement.excluded[name] for name in _Z_COLUMNS}},
+        set_={name: getattr(StyleCell, name) + statement.excluded[name] for name in (*_OUTCOMES, *_Z_COLUMNS)},
     ))
 
 
 _STYLE_COLUMNS = ("style_length", "style_headers", "style_lists", "style_bold")  # ranking.style.STYLE_FEATURES
 _Z_COLUMNS = ("z_length", "z_headers", "z_lists", "z_bold")
+_OUTCOMES = ("lo_wins", "hi_wins", "ties", "both_bad")
 
 
 def outcome_column(verdict: Verdict, a_is_lo: bool) -> str:

@@ -1,23 +1,31 @@
 """The vote path's SQL: two statements, a read that locks the battle and a write that does the rest.
 
 Written as SQL text rather than ORM units of work because the vote is the arena's hottest request:
-each statement is one round trip, and the write takes its row locks on the shared rows (the rate
-counters of an address, the pair counts of a model pair) last, just before the commit, so that
-concurrent votes wait on each other for as short a time as possible.
+each statement is one round trip, and the write takes its row locks on the shared rows (the pair
+counts and the style cell of a model pair) last, just before the commit, so that concurrent votes
+wait on each other for as short a time as possible. The rate limits are counted before, outside the
+vote's transaction (core.keys.repository.hit_many), so the hottest row of all, an address's counter,
+is never held while a vote is being written.
 """
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
+from psycopg.rows import namedtuple_row
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from arena.integrity import Flag, VoterIdentity
 from arena.models import Battle, BattleStatus, PromptSource, Verdict
 from arena.schemas import RevealedModel, VoteIn
+from core.keys.repository import HIT_MANY_SQL, Hit, hits_in_order
 
 HOUR_S = 3600
 
@@ -25,23 +33,31 @@ HOUR_S = 3600
 # what the caps and the anomaly rules need: the session's and the address's votes in the last hour,
 # the address range's votes in the burst window, and the session's earlier votes on battles with
 # either model (battles, and how many of them picked that model on helpfulness or safety).
-_CLAIM = text(r"""
+_CLAIM = r"""
 SELECT b.id, b.prompt, b.status, b.model_a_id, b.model_b_id, b.sampling_seed, b.created_at, b.finished_at,
        b.identity_leak, b.identity_rules_version, b.prompt_source, b.attack, b.pool_item, b.turns,
        b.answered_at, b.creator_hash, b.address_hash, b.pairing,
        extract(epoch FROM clock_timestamp() - b.answered_at)::float8 AS read_s,
-       coalesce(b.answered_at + make_interval(mins => :window_min) < clock_timestamp(), false) AS window_closed,
+       coalesce(b.answered_at + make_interval(mins => %(window_min)s) < clock_timestamp(), false) AS window_closed,
        (SELECT coalesce(sum(cardinality(regexp_split_to_array(btrim(a.text), '\s+'))), 0) FROM battle_answers a
          WHERE a.battle_id = b.id AND a.turn = b.turns AND btrim(a.text) <> '') AS words,
-       (SELECT json_build_array(v.battle_id, v.session_hash) FROM votes v WHERE v.idempotency_key = :key) AS keyed,
+       (SELECT json_object_agg(t.side, json_build_array(t.length, t.headers, t.lists, t.bold))
+          FROM (SELECT a.side, coalesce(sum(a.style_length), 0) AS length, coalesce(sum(a.style_headers), 0) AS headers,
+                       coalesce(sum(a.style_lists), 0) AS lists, coalesce(sum(a.style_bold), 0) AS bold
+                  FROM battle_answers a WHERE a.battle_id = b.id GROUP BY a.side) t) AS style_totals,
+       (SELECT json_agg(json_build_array(t.turn, t.prompt) ORDER BY t.turn) FROM battle_turns t
+         WHERE t.battle_id = b.id) AS turn_rows,
+       (SELECT json_agg(json_build_array(a.turn, a.side, a.status, a.text, a.error) ORDER BY a.turn, a.side)
+          FROM battle_answers a WHERE a.battle_id = b.id) AS answer_rows,
+       (SELECT json_build_array(v.battle_id, v.session_hash) FROM votes v WHERE v.idempotency_key = %(key)s) AS keyed,
        (SELECT json_build_array(count(*), extract(epoch FROM min(v.created_at) + interval '1 hour' - clock_timestamp()))
-          FROM votes v WHERE v.session_hash = :session AND v.created_at > clock_timestamp() - interval '1 hour')
+          FROM votes v WHERE v.session_hash = %(session)s AND v.created_at > clock_timestamp() - interval '1 hour')
          AS session_hour,
        (SELECT json_build_array(count(*), extract(epoch FROM min(v.created_at) + interval '1 hour' - clock_timestamp()))
-          FROM votes v WHERE v.network_hash = :network AND v.address_hash = :address
+          FROM votes v WHERE v.network_hash = %(network)s AND v.address_hash = %(address)s
            AND v.created_at > clock_timestamp() - interval '1 hour') AS address_hour,
-       (SELECT count(*) FROM votes v WHERE v.network_hash = :network
-           AND v.created_at > clock_timestamp() - make_interval(secs => :burst_s)) AS network_votes,
+       (SELECT count(*) FROM votes v WHERE v.network_hash = %(network)s
+           AND v.created_at > clock_timestamp() - make_interval(secs => %(burst_s)s)) AS network_votes,
        (SELECT json_build_array(
             count(*) FILTER (WHERE b.model_a_id IN (vb.model_a_id, vb.model_b_id)),
             count(*) FILTER (WHERE (vb.model_a_id = b.model_a_id AND 'a' IN (v.helpfulness, v.safety))
@@ -49,77 +65,67 @@ SELECT b.id, b.prompt, b.status, b.model_a_id, b.model_b_id, b.sampling_seed, b.
             count(*) FILTER (WHERE b.model_b_id IN (vb.model_a_id, vb.model_b_id)),
             count(*) FILTER (WHERE (vb.model_a_id = b.model_b_id AND 'a' IN (v.helpfulness, v.safety))
                                 OR (vb.model_b_id = b.model_b_id AND 'b' IN (v.helpfulness, v.safety))))
-          FROM votes v JOIN battles vb ON vb.id = v.battle_id WHERE v.session_hash = :session) AS sided,
+          FROM votes v JOIN battles vb ON vb.id = v.battle_id WHERE v.session_hash = %(session)s) AS sided,
        ma.slug AS a_slug, ma.display_name AS a_name, ma.organisation AS a_org,
        mb.slug AS b_slug, mb.display_name AS b_name, mb.organisation AS b_org
 FROM battles b JOIN models ma ON ma.id = b.model_a_id JOIN models mb ON mb.id = b.model_b_id
-WHERE b.id = :battle
+WHERE b.id = %(battle)s
 FOR UPDATE OF b
-""")
+"""
 
-# The window rate limits (fixed windows, as server.limits counts every other action), then, only if
-# they allow it, the vote, its flags, every pair-count row in one upsert, and the battle's new status.
-_HITS = r"""
-hits AS (
-  INSERT INTO rate_counters AS c (bucket, window_start, count)
-  SELECT bucket, to_timestamp(floor(extract(epoch FROM clock_timestamp()) / :rate_window) * :rate_window), 1
-    FROM unnest(CAST(:buckets AS text[])) AS bucket
-  ON CONFLICT (bucket) DO UPDATE
-    SET count = CASE WHEN c.window_start = excluded.window_start THEN c.count + 1 ELSE 1 END,
-        window_start = excluded.window_start
-  RETURNING c.bucket, c.count,
-    ceil(extract(epoch FROM c.window_start) + :rate_window - extract(epoch FROM clock_timestamp()))::int AS left_s
-)"""
 
-_HITS_ONLY = text(f"WITH {_HITS} SELECT json_agg(json_build_array(bucket, count, left_s)) AS hits FROM hits")
-
-_RECORD = text(f"""
-WITH {_HITS},
-allowed AS (
-  SELECT coalesce(bool_and(h.count <= l.most), true) AS ok
-    FROM hits h JOIN unnest(CAST(:buckets AS text[]), CAST(:limits AS bigint[])) AS l(bucket, most) USING (bucket)
-),
-v AS (
+# The vote, its flags, every pair-count row in one upsert, the style cell, and the battle's new status:
+# one statement, whose row locks on the shared rows (pair counts, style cell) are the last taken before
+# the commit. The rate limits were counted before the transaction (core.keys.repository.hit_many).
+_RECORD = """
+WITH v AS (
   INSERT INTO votes (battle_id, helpfulness, safety, harm_category, reason, reason_public, excluded_reason,
                      created_at, idempotency_key, session_hash, address_hash, network_hash, read_s)
-  SELECT CAST(:battle AS uuid), CAST(:helpfulness AS varchar), CAST(:safety AS varchar),
-         CAST(:harm_category AS varchar), CAST(:reason AS text), CAST(:reason_public AS boolean),
-         CAST(:excluded AS varchar), CAST(:created_at AS timestamptz), CAST(:key AS varchar),
-         CAST(:session AS varchar), CAST(:address AS varchar), CAST(:network AS varchar), CAST(:read_s AS float8)
-    FROM allowed WHERE allowed.ok
+  VALUES (CAST(%(battle)s AS uuid), CAST(%(helpfulness)s AS varchar), CAST(%(safety)s AS varchar),
+          CAST(%(harm_category)s AS varchar), CAST(%(reason)s AS text), CAST(%(reason_public)s AS boolean),
+          CAST(%(excluded)s AS varchar), CAST(%(created_at)s AS timestamptz), CAST(%(key)s AS varchar),
+          CAST(%(session)s AS varchar), CAST(%(address)s AS varchar), CAST(%(network)s AS varchar), CAST(%(read_s)s AS float8))
   RETURNING id
 ),
 f AS (
   INSERT INTO vote_flags (vote_id, rule, detail, created_at)
-  SELECT v.id, r.rule, r.detail, CAST(:created_at AS timestamptz)
-    FROM v CROSS JOIN jsonb_to_recordset(CAST(:flags AS jsonb)) AS r(rule text, detail jsonb)
+  SELECT v.id, r.rule, r.detail, CAST(%(created_at)s AS timestamptz)
+    FROM v CROSS JOIN jsonb_to_recordset(CAST(%(flags)s AS jsonb)) AS r(rule text, detail jsonb)
 ),
 pc AS (
   INSERT INTO pair_counts (dimension, model_lo_id, model_hi_id, lo_wins, hi_wins, ties, both_bad)
   SELECT r.dimension, r.model_lo_id, r.model_hi_id, r.lo_wins, r.hi_wins, r.ties, r.both_bad
-    FROM v CROSS JOIN jsonb_to_recordset(CAST(:counts AS jsonb))
+    FROM v CROSS JOIN jsonb_to_recordset(CAST(%(counts)s AS jsonb))
       AS r(dimension text, model_lo_id int, model_hi_id int, lo_wins int, hi_wins int, ties int, both_bad int)
   ON CONFLICT (dimension, model_lo_id, model_hi_id) DO UPDATE
     SET lo_wins = pair_counts.lo_wins + excluded.lo_wins, hi_wins = pair_counts.hi_wins + excluded.hi_wins,
         ties = pair_counts.ties + excluded.ties, both_bad = pair_counts.both_bad + excluded.both_bad
 ),
+sc AS (
+  INSERT INTO style_cells AS c (model_lo_id, model_hi_id, bin, lo_wins, hi_wins, ties, both_bad,
+                                z_length, z_headers, z_lists, z_bold)
+  SELECT r.model_lo_id, r.model_hi_id, r.bin, r.lo_wins, r.hi_wins, r.ties, r.both_bad,
+         r.z_length, r.z_headers, r.z_lists, r.z_bold
+    FROM v CROSS JOIN jsonb_to_recordset(CAST(%(style)s AS jsonb))
+      AS r(model_lo_id int, model_hi_id int, bin int, lo_wins int, hi_wins int, ties int, both_bad int,
+           z_length float8, z_headers float8, z_lists float8, z_bold float8)
+  ON CONFLICT (model_lo_id, model_hi_id, bin) DO UPDATE
+    SET lo_wins = c.lo_wins + excluded.lo_wins, hi_wins = c.hi_wins + excluded.hi_wins,
+        ties = c.ties + excluded.ties, both_bad = c.both_bad + excluded.both_bad,
+        z_length = c.z_length + excluded.z_length, z_headers = c.z_headers + excluded.z_headers,
+        z_lists = c.z_lists + excluded.z_lists, z_bold = c.z_bold + excluded.z_bold
+),
 u AS (
-  UPDATE battles SET status = 'voted', finished_at = CAST(:created_at AS timestamptz) FROM v
-   WHERE battles.id = CAST(:battle AS uuid)
+  UPDATE battles SET status = 'voted', finished_at = CAST(%(created_at)s AS timestamptz) FROM v
+   WHERE battles.id = CAST(%(battle)s AS uuid)
 )
-SELECT (SELECT id FROM v) AS vote_id, (SELECT json_agg(json_build_array(bucket, count, left_s)) FROM hits) AS hits
-""")
+SELECT id AS vote_id FROM v
+"""
+
 
 _BATTLE_COLUMNS = ("id", "prompt", "model_a_id", "model_b_id", "sampling_seed", "created_at", "finished_at",
                    "identity_leak", "identity_rules_version", "attack", "pool_item", "turns", "answered_at",
                    "creator_hash", "address_hash", "pairing")
-
-
-@dataclass(frozen=True)
-class Hit:
-    bucket: str
-    count: int
-    retry_after_s: int
 
 
 @dataclass(frozen=True)
@@ -142,25 +148,54 @@ def _battle(row: Any) -> Battle:
     return battle
 
 
-async def claim(session: AsyncSession, battle_id: uuid.UUID, key: str | None, voter: VoterIdentity | None,
+@asynccontextmanager
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The driver's own connection, from the engine's pool, for one vote.
+
+    In autocommit mode with explicit BEGIN and COMMIT, so that psycopg's pipeline mode can send a
+    statement and the COMMIT after it in one round trip. A vote abandoned half-way is rolled back
+    before the connection goes back to the pool, as it was (not in autocommit).
+    """
+    async with engine.connect() as pooled:
+        raw: AsyncConnection = (await pooled.get_raw_connection()).driver_connection
+        await raw.set_autocommit(True)
+        try:
+            yield raw
+        finally:
+            if raw.info.transaction_status != TransactionStatus.IDLE and not raw.closed:
+                await raw.execute("ROLLBACK")
+            if not raw.closed:
+                await raw.set_autocommit(False)
+
+
+async def count_hits(conn: AsyncConnection, buckets: list[str], window_s: int) -> list[Hit]:
+    """The rate-limit hits (core.keys.repository): one implicit transaction of their own, committed
+    without waiting for the disk (a crash may forget the last hits, nothing else), so that an address's
+    counter row is locked for microseconds. One round trip."""
+    async with conn.pipeline():  # leaving the block sends the Sync: the statements go in one round trip
+        await conn.execute("SET LOCAL synchronous_commit TO off")
+        cursor = await conn.execute(HIT_MANY_SQL, {"buckets": buckets, "window": window_s})
+    return hits_in_order(await cursor.fetchall(), buckets)
+
+
+async def claim(conn: AsyncConnection, battle_id: uuid.UUID, key: str | None, voter: VoterIdentity | None,
                 window_min: int, burst_s: int) -> Claim | None:
-    row = (await session.execute(_CLAIM, {
-        "battle": battle_id, "key": key, "window_min": window_min, "burst_s": burst_s,
-        "session": voter.session_hash if voter else None, "address": voter.address_hash if voter else None,
-        "network": voter.network_hash if voter else None})).first()
+    """Opens the vote's transaction and locks the battle: one round trip."""
+    cursor = conn.cursor(row_factory=namedtuple_row)
+    async with conn.pipeline():
+        await conn.execute("BEGIN")
+        await cursor.execute(_CLAIM, {
+            "battle": battle_id, "key": key, "window_min": window_min, "burst_s": burst_s,
+            "session": voter.session_hash if voter else None, "address": voter.address_hash if voter else None,
+            "network": voter.network_hash if voter else None})
+    row = await cursor.fetchone()
     return None if row is None else Claim(_battle(row), row)
 
 
-def _hits(raw: list | None) -> list[Hit]:
-    return [Hit(bucket, count, max(1, left)) for bucket, count, left in raw or []]
-
-
-async def hit_only(session: AsyncSession, buckets: list[str], window_s: int) -> list[Hit]:
-    """Counts a vote request that failed before the write, so that failures count against the limit too."""
-    if not buckets:
-        return []
-    row = (await session.execute(_HITS_ONLY, {"buckets": buckets, "rate_window": window_s})).one()
-    return _hits(row.hits)
+async def stored_key(conn: AsyncConnection, battle_id: uuid.UUID) -> str | None:
+    """The key of the vote stored on a battle (a fresh read: a concurrent retry may just have stored it)."""
+    row = await (await conn.execute("SELECT idempotency_key FROM votes WHERE battle_id = %s", (battle_id,))).fetchone()
+    return row[0] if row else None
 
 
 def pair_rows(battle: Battle, vote: VoteIn) -> list[dict[str, Any]]:
@@ -191,20 +226,23 @@ class Write:
     created_at: datetime
 
 
-async def record(session: AsyncSession, battle: Battle, write: Write, buckets: list[str], limits: list[int],
-                 window_s: int, counts: list[dict[str, Any]]) -> tuple[int | None, list[Hit]]:
-    """Hits the rate counters and, if they allow it, stores the vote: (its id or None, the hits)."""
+async def record(conn: AsyncConnection, battle: Battle, write: Write, counts: list[dict[str, Any]],
+                 style: list[dict[str, Any]]) -> int:
+    """Stores the vote with everything it changes and commits: one statement and the COMMIT, one round
+    trip. Returns the vote's id."""
     voter, vote = write.voter, write.vote
-    row = (await session.execute(_RECORD, {
-        "buckets": buckets, "limits": limits, "rate_window": window_s, "battle": battle.id,
-        "helpfulness": vote.helpfulness.value, "safety": vote.safety.value if vote.safety else None,
-        "harm_category": vote.harm_category, "reason": vote.reason, "reason_public": vote.reason_public,
-        "excluded": write.excluded, "created_at": write.created_at, "key": write.key, "read_s": write.read_s,
-        "session": voter.session_hash if voter else None, "address": voter.address_hash if voter else None,
-        "network": voter.network_hash if voter else None,
-        "flags": json.dumps([{"rule": f.rule, "detail": f.detail} for f in write.flags]),
-        "counts": json.dumps(counts)})).one()
-    return row.vote_id, _hits(row.hits)
+    async with conn.pipeline():
+        cursor = await conn.execute(_RECORD, {
+            "battle": battle.id,
+            "helpfulness": vote.helpfulness.value, "safety": vote.safety.value if vote.safety else None,
+            "harm_category": vote.harm_category, "reason": vote.reason, "reason_public": vote.reason_public,
+            "excluded": write.excluded, "created_at": write.created_at, "key": write.key, "read_s": write.read_s,
+            "session": voter.session_hash if voter else None, "address": voter.address_hash if voter else None,
+            "network": voter.network_hash if voter else None,
+            "flags": json.dumps([{"rule": f.rule, "detail": f.detail} for f in write.flags]),
+            "counts": json.dumps(counts), "style": json.dumps(style)})
+        await conn.execute("COMMIT")
+    return (await cursor.fetchone())[0]
 
 
 _BUMP = text("""

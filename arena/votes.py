@@ -1,27 +1,32 @@
-"""The vote path: one short transaction that checks the battle, stores the vote and updates the counts.
+"""The vote path: the rate limits, then one short transaction that checks the battle, stores the vote
+and updates the counts.
 
-Two statements (arena.vote_store): a read that locks the battle and gathers what the checks, the
-caps and the anomaly rules need, then a write that counts the request in the rate limits and, if
-they allow it, stores the vote, its flags, the pair counts and the battle's new status. A request
-refused on the way still counts against the rate limits: its transaction commits the counter hits
-alone, and the refusal is raised after the commit.
+The rate limits are counted first, in one autocommit statement (so every request counts, refused or
+not, and an address's counter row is locked for that statement only). Then two statements
+(arena.vote_store): a read that locks the battle and gathers what the checks, the caps and the anomaly
+rules need, and a write that stores the vote, its flags, the pair counts, the style cell and the
+battle's new status.
 """
 
 import logging
 import uuid
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
+import psycopg
+from psycopg import AsyncConnection
 from pydantic import BaseModel
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from arena import service, style
 from arena import vote_store as store
 from arena.integrity import VoteFacts, VoterIdentity, flags_for
 from arena.models import Battle, BattleStatus, Verdict
-from arena.schemas import BattleOut, VoteIn
-from core.db import transaction, utcnow
+from arena.schemas import AnswerOut, BattleOut, TurnOut, VoteIn
+from core.db import engine_of, transaction, utcnow
 from core.errors import LibraError, not_found
 from core.keys import repository as counters
 from core.settings import Settings
@@ -52,85 +57,77 @@ async def record_vote(
     sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, vote: VoteIn, voter: VoterIdentity | None = None,
     *, key: str | None = None, settings: Settings | None = None,
 ) -> BattleOut:
+    """Three round trips on the driver's own connection (arena.vote_store): the rate-limit hits; BEGIN
+    and the claim; the write and COMMIT. Rarer paths (a retry's stored answer) read through the ORM."""
     settings = settings or Settings(_env_file=None)
-    try:
-        return await _attempt(sessions, battle_id, vote, voter, key, settings)
-    except IntegrityError:
-        # A concurrent request stored a vote under the same key first; the retry sees it and answers
-        # as for any retry (the stored vote's answer, or 409 for another battle).
-        log.info("arena.vote.key_race", extra={"battle": str(battle_id)})
-    try:
-        return await _attempt(sessions, battle_id, vote, voter, key, settings)
-    except IntegrityError:
-        raise _conflict("this battle already has a vote", "already_voted") from None
+    for attempt in (1, 2):
+        try:
+            async with store.connection(engine_of(sessions)) as conn:
+                if attempt == 1:
+                    await _count_request(conn, voter, settings)
+                answer = await _attempt(conn, battle_id, vote, voter, key, settings)
+        except psycopg.errors.UniqueViolation:
+            # A concurrent request stored a vote under the same key (or on the same battle) first; the
+            # retry sees it and answers as for any retry (the stored vote's answer, or 409).
+            log.info("arena.vote.key_race", extra={"battle": str(battle_id)})
+            continue
+        if isinstance(answer, _Replay):  # the stored vote's answer, read after the claim's rollback
+            async with transaction(sessions) as session:
+                return await service.view(session, answer.battle)
+        return answer
+    raise _conflict("this battle already has a vote", "already_voted")
 
 
-async def _attempt(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, vote: VoteIn,
-                   voter: VoterIdentity | None, key: str | None, settings: Settings) -> BattleOut:
-    async with transaction(sessions) as session:
-        answer = await _vote_in(session, battle_id, vote, voter, key, settings)
-    if isinstance(answer, LibraError):
-        raise answer  # after the commit: the rate-limit hits of a refused request stay counted
-    return answer
-
-
-def _buckets(voter: VoterIdentity | None, settings: Settings) -> tuple[list[str], list[int]]:
-    """The window rate limits (LIBRA_RATE_VOTES per LIBRA_RATE_WINDOW_S), per session and per address."""
+async def _count_request(conn: AsyncConnection, voter: VoterIdentity | None, settings: Settings) -> None:
+    """The window rate limits (LIBRA_RATE_VOTES per LIBRA_RATE_WINDOW_S), per session and per address:
+    every request counts, whatever becomes of it; 429 past either limit."""
     if voter is None or settings.rate_votes == 0:
-        return [], []
-    return ([f"votes:session:{voter.session_hash}", f"votes:addr:{voter.address_hash}"],
-            [settings.rate_votes, settings.rate_votes * settings.rate_address_factor])
-
-
-def _over_limit(hits: list[store.Hit], limits: list[int]) -> LibraError | None:
-    for hit, most in zip(hits, limits, strict=False):
+        return
+    limits = {f"votes:session:{voter.session_hash}": settings.rate_votes,
+              f"votes:addr:{voter.address_hash}": settings.rate_votes * settings.rate_address_factor}
+    hits = await store.count_hits(conn, list(limits), settings.rate_window_s)
+    if hits[0].count == 1:  # a client's new window: now and then, drop counters of clients long gone
+        await conn.execute(counters.PURGE_SQL, {"older_than_s": 2 * DAY_S})
+    for hit, most in zip(hits, limits.values(), strict=True):
         if hit.count > most:
-            return rate_limited(f"too many votes from this client; try again in {hit.retry_after_s} s",
-                                hit.retry_after_s)
-    return None
+            raise rate_limited(f"too many votes from this client; try again in {hit.retry_after_s} s",
+                               hit.retry_after_s)
 
 
-async def _refuse(session: AsyncSession, refusal: LibraError, voter: VoterIdentity | None,
-                  settings: Settings) -> LibraError:
-    buckets, limits = _buckets(voter, settings)
-    found = {h.bucket: h for h in await store.hit_only(session, buckets, settings.rate_window_s)}
-    hits = [found[b] for b in buckets]
-    await _tidy(session, hits)
-    return _over_limit(hits, limits) or refusal
+@dataclass(frozen=True)
+class _Replay:
+    """A retry of a stored vote: answered with the stored vote's view, nothing counted twice."""
+
+    battle: Battle
 
 
-async def _tidy(session: AsyncSession, hits: list[store.Hit]) -> None:
-    if hits and hits[0].count == 1:  # a client's new window: now and then, drop counters of clients long gone
-        await counters.purge_counters(session, older_than_s=2 * DAY_S)
-
-
-async def _vote_in(session: AsyncSession, battle_id: uuid.UUID, vote: VoteIn, voter: VoterIdentity | None,
-                   key: str | None, settings: Settings) -> BattleOut | LibraError:
-    claim = await store.claim(session, battle_id, key, voter, settings.arena_vote_window_minutes,
+async def _attempt(conn: AsyncConnection, battle_id: uuid.UUID, vote: VoteIn, voter: VoterIdentity | None,
+                   key: str | None, settings: Settings) -> BattleOut | _Replay:
+    claim = await store.claim(conn, battle_id, key, voter, settings.arena_vote_window_minutes,
                               settings.arena_burst_window_s)
     if claim is None:
-        return await _refuse(session, not_found("battle", battle_id), voter, settings)
-    refusal = await _check(session, claim, key, voter, settings)
-    if isinstance(refusal, BattleOut):  # a retry of a stored vote: its answer again, nothing counted twice
-        return refusal
+        raise not_found("battle", battle_id)
+    refusal = await _check(conn, claim, key, voter, settings)
     if refusal is not None:
-        return await _refuse(session, refusal, voter, settings)
-    return await _store(session, claim, vote, voter, key, settings)
+        return refusal if isinstance(refusal, _Replay) else _raise(refusal)
+    return await _store(conn, claim, vote, voter, key, settings)
 
 
-async def _check(session: AsyncSession, claim: store.Claim, key: str | None, voter: VoterIdentity | None,
-                 settings: Settings) -> LibraError | BattleOut | None:
+def _raise(error: LibraError) -> NoReturn:
+    raise error
+
+
+async def _check(conn: AsyncConnection, claim: store.Claim, key: str | None, voter: VoterIdentity | None,
+                 settings: Settings) -> LibraError | _Replay | None:
     battle, row = claim.battle, claim.row
     if key is not None and row.keyed is not None:
-        return await _replay(session, battle, key, row.keyed, voter)
+        return _replay(battle, key, row.keyed, voter)
     if voter is not None and battle.creator_hash is not None and battle.creator_hash != voter.session_hash:
         return LibraError("only the session that started this battle may vote on it", status=403,
                           code="not_your_battle")
     if battle.status == BattleStatus.voted:
-        stored_key = await session.scalar(text("SELECT idempotency_key FROM votes WHERE battle_id = :b"),
-                                          {"b": battle.id})  # a fresh read: a concurrent retry may have stored it
-        if key is not None and stored_key == key:
-            return await service.view(session, battle)
+        if key is not None and await store.stored_key(conn, battle.id) == key:
+            return _Replay(battle)
         return _conflict("this battle already has a vote", "already_voted")
     if battle.status != BattleStatus.ready:
         return _conflict(f"this battle is {battle.status.value} and cannot be voted on", "not_votable")
@@ -140,11 +137,10 @@ async def _check(session: AsyncSession, claim: store.Claim, key: str | None, vot
     return _over_cap(row, voter, settings)
 
 
-async def _replay(session: AsyncSession, battle: Battle, key: str, keyed: list, voter: VoterIdentity | None
-                  ) -> LibraError | BattleOut:
+def _replay(battle: Battle, key: str, keyed: list, voter: VoterIdentity | None) -> LibraError | _Replay:
     same_session = voter is None or keyed[1] == voter.session_hash
     if keyed[0] == str(battle.id) and same_session:
-        return await service.view(session, battle)
+        return _Replay(battle)
     return _conflict("this Idempotency-Key was already used for another vote; send a new key with each new vote",
                      "idempotency_key_reused")
 
@@ -175,25 +171,39 @@ def _facts(claim: store.Claim, vote: VoteIn) -> VoteFacts:
                      picks=frozenset(picks))
 
 
-async def _store(session: AsyncSession, claim: store.Claim, vote: VoteIn, voter: VoterIdentity | None,
-                 key: str | None, settings: Settings) -> BattleOut | LibraError:
+async def _store(conn: AsyncConnection, claim: store.Claim, vote: VoteIn, voter: VoterIdentity | None,
+                 key: str | None, settings: Settings) -> BattleOut:
     battle = claim.battle
     flags = flags_for(_facts(claim, vote), settings) if voter is not None else []
     # Kept and counted, but out of the ratings: an answer that named its model made it not blind.
     excluded = "identity_leak" if battle.identity_leak else ("review" if flags else None)
-    out = await service.view(session, battle)  # read before the write: the shared rows are locked last
-    if excluded is None:
-        await style.bump_style_cell(session, battle, vote.helpfulness)
-    buckets, limits = _buckets(voter, settings)
+    counted = excluded is None
+    counts = store.pair_rows(battle, vote) if counted else []
+    cells = [style.style_cell_row(battle, vote.helpfulness, _style_totals(claim))] if counted else []
     write = store.Write(vote, key, voter, excluded, flags, claim.row.read_s, utcnow())
-    counts = store.pair_rows(battle, vote) if excluded is None else []
-    vote_id, hits = await store.record(session, battle, write, buckets, limits, settings.rate_window_s, counts)
-    if vote_id is None:  # over a rate limit: raised inside, so the style cell's bump is rolled back too
-        raise _over_limit(hits, limits) or rate_limited("too many votes from this client", settings.rate_window_s)
-    await _tidy(session, sorted(hits, key=lambda h: buckets.index(h.bucket)))
+    await store.record(conn, battle, write, counts, cells)
     log.info("arena.vote.recorded", extra={"battle": str(battle.id), "excluded": excluded,
                                            "flags": [f.rule for f in flags]})
-    return _revealed(out, claim, vote, excluded)
+    return _revealed(_conversation(claim), claim, vote, excluded)
+
+
+def _conversation(claim: store.Claim) -> BattleOut:
+    """The battle as the visitor saw it before the vote, from the turns and answers the claim read (the
+    same view as arena.service.view, without another round trip)."""
+    battle, row = claim.battle, claim.row
+    answers: dict[int, list[AnswerOut]] = defaultdict(list)
+    for turn, side, status, text_, error in row.answer_rows or []:
+        answers[turn].append(AnswerOut(side=side, status=status, text=text_, error=error))
+    turns = [(turn, prompt) for turn, prompt in row.turn_rows or []] or [(1, battle.prompt)]  # before turns
+    return BattleOut(id=battle.id, prompt=battle.prompt, status=battle.status, created_at=battle.created_at,
+                     answers=answers.get(battle.turns, []),
+                     turns=[TurnOut(turn=turn, prompt=prompt, answers=answers.get(turn, [])) for turn, prompt in turns])
+
+
+def _style_totals(claim: store.Claim) -> dict[str, tuple[int, ...]]:
+    """Each side's style features summed over its turns, as the claim read them (zeros for no answer)."""
+    read = claim.row.style_totals or {}
+    return {side: tuple(int(v) for v in read.get(side, (0, 0, 0, 0))) for side in ("a", "b")}
 
 
 def _revealed(out: BattleOut, claim: store.Claim, vote: VoteIn, excluded: str | None) -> BattleOut:

@@ -14,7 +14,9 @@ from server.limits import check_submission_quota
 from server.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency on a worker thread, a
+    # thread hop per request for a dictionary lookup.
     return request.app.state.runtime
 
 

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import transaction
+from core.db import autocommit
 from core.errors import LibraError
 from core.keys import repository as counters
 from core.keys.models import ApiKey, KeyScope
@@ -70,9 +70,10 @@ def _rate_limit(action: str, limit_of: Callable[[Settings], int]) -> Callable:
         buckets = [(f"{action}:session:{client_session(request)}", limit),
                    (f"{action}:addr:{client_address(request, settings.trusted_proxies)}",
                     limit * settings.rate_address_factor)]
-        # Its own short transaction: a hit counts even when the action then fails.
-        async with transaction(runtime.sessions) as session:
-            hits = [await counters.hit(session, bucket, settings.rate_window_s) for bucket, _ in buckets]
+        # One autocommit statement, before the action: a hit counts even when the action then fails, and
+        # an address's counter row is locked for that statement alone.
+        async with autocommit(runtime.sessions) as session:
+            hits = await counters.hit_many(session, [bucket for bucket, _ in buckets], settings.rate_window_s)
             if hits[0].count == 1:  # a client's new window: now and then, drop counters of clients long gone
                 await counters.purge_counters(session, older_than_s=2 * DAY_S)
         for (_, most), hit in zip(buckets, hits, strict=True):
@@ -84,7 +85,7 @@ def _rate_limit(action: str, limit_of: Callable[[Settings], int]) -> Callable:
 
 
 BattleLimit = Depends(_rate_limit("battles", lambda s: s.rate_battles))
-# Votes count in the vote's own transaction (arena.votes), with the same window and the same factor.
+# Votes count the same way in arena.votes, with the same window and the same factor.
 
 
 async def _evals_in_flight(session: AsyncSession, key_id: int) -> int:

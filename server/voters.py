@@ -8,7 +8,7 @@ from arena.integrity import VoterIdentity, identify, voter_salt
 from server.limits import client_address, client_session
 
 
-def voter_identity(request: Request) -> VoterIdentity:
+async def voter_identity(request: Request) -> VoterIdentity:  # async: no worker-thread hop (server.deps)
     app_state = request.app.state
     salt = getattr(app_state, "voter_salt", None)
     if salt is None:  # read once per app: from the setting or LIBRA_HOME/voter.salt

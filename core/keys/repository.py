@@ -1,7 +1,9 @@
 """SQL of keys and fixed-window counters."""
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -50,6 +52,39 @@ async def hit(session: AsyncSession, bucket: str, window_s: int) -> Hit:
     left = func.extract("epoch", RateCounter.window_start) + window_s - func.extract("epoch", func.clock_timestamp())
     count, seconds_left = (await session.execute(stmt.returning(RateCounter.count, left))).one()
     return Hit(count, max(1, math.ceil(float(seconds_left))))
+
+
+# In the driver's own parameter style, so that the vote path can send it on its raw connection too.
+HIT_MANY_SQL = """
+INSERT INTO rate_counters AS c (bucket, window_start, count)
+SELECT bucket, to_timestamp(floor(extract(epoch FROM clock_timestamp()) / %(window)s) * %(window)s), 1
+  FROM unnest(CAST(%(buckets)s AS text[])) WITH ORDINALITY AS b(bucket, i)
+ ORDER BY i
+ON CONFLICT (bucket) DO UPDATE
+  SET count = CASE WHEN c.window_start = excluded.window_start THEN c.count + 1 ELSE 1 END,
+      window_start = excluded.window_start
+RETURNING c.bucket, c.count,
+  ceil(extract(epoch FROM c.window_start) + %(window)s - extract(epoch FROM clock_timestamp()))::int AS left_s
+"""
+
+
+def hits_in_order(rows: Sequence[Any], buckets: Sequence[str]) -> list[Hit]:
+    """HIT_MANY_SQL's rows, (bucket, count, left_s), as Hits in the order of ``buckets``."""
+    found = {bucket: Hit(count, max(1, left_s)) for bucket, count, left_s in rows}
+    return [found[bucket] for bucket in buckets]
+
+
+async def hit_many(session: AsyncSession, buckets: list[str], window_s: int) -> list[Hit]:
+    """Counts one hit in each bucket (one statement), in the order given.
+
+    Meant for an autocommit session (core.db.autocommit): each counter row is then locked for the
+    statement alone, never for a whole request's transaction."""
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(HIT_MANY_SQL, {"buckets": buckets, "window": window_s})
+    return hits_in_order(result.all(), buckets)
+
+
+PURGE_SQL = "DELETE FROM rate_counters WHERE window_start < clock_timestamp() - make_interval(secs => %(older_than_s)s)"
 
 
 async def purge_counters(session: AsyncSession, older_than_s: int) -> int:
