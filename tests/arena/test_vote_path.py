@@ -96,3 +96,37 @@ async def test_votes_on_unknown_unfinished_or_failed_battles_are_refused(runtime
         missing = await vote(http, "00000000-0000-4000-8000-000000000000")
         assert missing.status_code == 404
         assert (await http.post(f"{BASE}/battles/not-a-uuid/vote", json={"helpfulness": "a"})).status_code == 422
+
+
+async def test_a_counted_vote_takes_three_round_trips_on_its_connection(runtime, tmp_path, monkeypatch) -> None:
+    """Counted with libpq's own protocol trace: every round trip ends with one Sync (extended protocol)
+    or one simple Query. Three: the rate-limit hits; BEGIN and the claim; the write and COMMIT."""
+    from contextlib import asynccontextmanager
+
+    from arena import vote_store
+
+    traces, opened = [], vote_store.connection
+
+    @asynccontextmanager
+    async def traced(engine):  # noqa: ANN001, ANN202
+        async with opened(engine) as conn:
+            path = tmp_path / f"trace-{len(traces)}.txt"
+            with path.open("w") as sink:
+                conn.pgconn.trace(sink.fileno())
+                try:
+                    yield conn
+                finally:
+                    conn.pgconn.untrace()
+            traces.append(path)
+
+    await seed(runtime)
+    async with visitor(runtime) as http:
+        first, second = await battle(http), await battle(http)
+        assert (await vote(http, first, "warm-up")).status_code == 200  # the window's first hit also purges
+        monkeypatch.setattr(vote_store, "connection", traced)
+        answered = await vote(http, second, "measured", helpfulness="a", safety="b")
+    assert answered.status_code == 200 and answered.json()["vote_counted"] is True
+    lines = traces[-1].read_text().splitlines()
+    trips = [line for line in lines if "\tF\t" in line and ("\tSync" in line or "\tQuery\t" in line)]
+    assert len(trips) == 3, "\n".join(lines)
+    assert await counted(runtime) == 2
