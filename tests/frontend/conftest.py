@@ -172,11 +172,21 @@ def open_page(browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     screenshotted and must have logged no console error, page error or refused request."""
     opened: list[tuple] = []
 
-    def make(url: str, *, width: int = 1280, height: int = 900, color_scheme: str = "light"):
+    def make(url: str, *, width: int = 1280, height: int = 900, color_scheme: str = "light",
+             expect_api_errors: tuple[int, ...] = ()):
+        """`expect_api_errors`: statuses the test provokes on purpose (a wrong key's 401, a 429): Chromium
+        logs every 4xx/5xx answer to fetch() as a console error, and those are not the page's errors."""
         context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=color_scheme)
         page = context.new_page()
         problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        expected = tuple(f"status of {status} " for status in expect_api_errors)
+
+        def on_console(message) -> None:
+            if message.type == "error" and not (expected and "Failed to load resource" in message.text
+                                                and any(e in message.text for e in expected)):
+                problems.append(f"console.{message.type}: {message.text}")
+
+        page.on("console", on_console)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.goto(url)
         opened.append((context, page, problems))
