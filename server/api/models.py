@@ -1,10 +1,12 @@
 from fastapi import APIRouter, status
+from pydantic import Field
 
 from core.keys.models import KeyScope
 from core.registry import repository as registry
 from core.registry.models import ContestantStatus
 from core.registry.schemas import ContestantIn, ContestantOut, ContestantUpdate
 from evaluation import status as eval_status
+from evaluation.queue_position import QueuePositionOut, queue_positions
 from evaluation.schemas import OwnModelOut
 from server import contestants
 from server.deps import AdminDep, OwnerDep, RuntimeDep, SessionDep, SubmitterDep
@@ -12,6 +14,12 @@ from server.engines import forget_model_engine
 
 router = APIRouter(prefix="/models", tags=["models"])
 review_router = APIRouter(tags=["models"])
+
+
+class MyModelOut(OwnModelOut):
+    queue: QueuePositionOut | None = Field(
+        default=None, description="While the latest run waits for a worker: its place in the job queue.",
+    )
 
 
 @router.get("")
@@ -61,13 +69,20 @@ async def retire_model(slug: str, session: SessionDep, runtime: RuntimeDep, key:
 
 
 @review_router.get("/me/models")
-async def my_models(session: SessionDep, runtime: RuntimeDep, key: OwnerDep) -> list[OwnModelOut]:
-    """The models this key submitted, with their status and latest evaluation (errors in full)."""
+async def my_models(session: SessionDep, runtime: RuntimeDep, key: OwnerDep) -> list[MyModelOut]:
+    """The models this key submitted, with their status and latest evaluation (errors in full), and,
+    while that evaluation waits for a worker, its place in the queue (`queue.position`, 1 = next)."""
     suite = runtime.settings.eval_suite
-    return [OwnModelOut(model=ContestantOut.model_validate(m),
-                        evaluation=await eval_status.evaluation_status(session, m.slug, suite, public=True,
-                                                                       viewer=key))
-            for m in await registry.list_submitted_by(session, key.id)]
+    owned = [OwnModelOut(model=ContestantOut.model_validate(m),
+                         evaluation=await eval_status.evaluation_status(session, m.slug, suite, public=True,
+                                                                        viewer=key))
+             for m in await registry.list_submitted_by(session, key.id)]
+    waiting = [o.evaluation.latest_run.id for o in owned
+               if o.evaluation.latest_run and o.evaluation.latest_run.status == "pending"]
+    places = await queue_positions(session, waiting)
+    return [MyModelOut(model=o.model, evaluation=o.evaluation,
+                       queue=places.get(o.evaluation.latest_run.id) if o.evaluation.latest_run else None)
+            for o in owned]
 
 
 @review_router.post("/admin/models/{slug}/approve")
