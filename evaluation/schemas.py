@@ -201,3 +201,83 @@ class OwnModelOut(BaseModel):
 
     model: ContestantOut
     evaluation: EvaluationOut
+
+
+# --- the model page: finer figures than the run summary, public items only ----------------------------
+
+
+class ScoreBandOut(BaseModel):
+    mean: float | None = Field(description="Mean over `ok` public items (a category: the mean of its task means).")
+    lower: float | None
+    upper: float | None
+
+
+class TaskScoreOut(ScoreBandOut):
+    task: str
+    n_items: int = Field(description="Public items of the task in the run; held-out items are never counted here.")
+    n_ok: int
+    statuses: dict[str, int] = Field(description="Public items per status; only `ok` items enter the mean.")
+
+
+class CategoryScoreOut(ScoreBandOut):
+    axis: str
+    category: str
+    n_items: int
+    n_ok: int
+    tasks: list[TaskScoreOut]
+
+
+class ScoredRunOut(BaseModel):
+    """The run behind the figures, and the versions that produced them."""
+
+    run_id: int
+    scope: RunScope
+    cycle_id: str
+    finished_at: datetime | None
+    suite_version: str | None
+    judge_version: str | None = Field(description="The judge behind inconclusive safety verdicts, if any.")
+    scorer_versions: list[str] = Field(description="Every scorer version among the run's public scores.")
+
+
+class ModelScoresOut(BaseModel):
+    model: str
+    suite: str
+    run: ScoredRunOut | None = Field(description="None until the model has a finished run.")
+    interval_method: str = Field(description="`jeffreys-beta` per task: Beta(k + 1/2, n - k + 1/2) with k the "
+                                             "sum of item scores; `jeffreys-beta-mc` per category: percentiles "
+                                             "of the mean of its tasks' posterior draws.")
+    level: float
+    categories: list[CategoryScoreOut]
+
+
+class SampleMessageOut(BaseModel):
+    role: str
+    content: str
+
+
+class SampleOut(BaseModel):
+    """One public item as the model saw it, its answer (raw text: pages render it as safe Markdown) and
+    its verdict."""
+
+    task: str
+    item_id: str
+    axis: str
+    category: str
+    prompt: list[SampleMessageOut] = Field(description="The conversation sent (system and user turns).")
+    answer: str | None
+    answer_status: str
+    score_status: str | None
+    score: float | None
+    verdict: str | None = Field(description="The scorer's outcome word (pass, fail, refused, complied...).")
+    extracted: str | None = Field(description="What the scorer read from the answer (e.g. the option chosen).")
+    scored_by: str | None = Field(description="`rules` or the judge that decided.")
+    scorer_version: str | None
+    truncated: bool = Field(description="The prompt or the answer was cut to fit the page.")
+
+
+class ModelSamplesOut(BaseModel):
+    model: str
+    suite: str
+    run_id: int | None
+    samples: list[SampleOut]
+    note: str

@@ -15,6 +15,7 @@ from core.errors import LibraError
 from core.settings import Settings
 from server.api import arena, battles, evaluations, health, leaderboard, models, pairing, review, votes
 from server.api import keys as keys_api
+from server.api import model_pages as model_pages_api
 from server.middleware import BodyLimit, SecurityHeaders, SessionCookie
 from server.openapi import install_docs
 from server.pages import install_pages
@@ -106,7 +107,7 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
     for router in (health.router, models.router, battles.router, votes.router, arena.router, evaluations.router,
-                   leaderboard.router, review.router, pairing.router):
+                   leaderboard.router, review.router, pairing.router, model_pages_api.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(keys_api.router, prefix="/api/v1")
     app.include_router(models.review_router, prefix="/api/v1")

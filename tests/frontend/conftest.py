@@ -33,6 +33,7 @@ from tests.http_stub import serving as stub_serving
 from tests.server.livesite import serving as libra_serving
 
 CHROMIUM = Path("/usr/bin/chromium")
+API_ERROR_LOG = re.compile(r"^Failed to load resource: the server responded with a status of (\d{3})")
 pytestmark = pytest.mark.browser
 
 # Each stub model's answer, streamed word by word. The last one is hostile: a page must show its
@@ -174,16 +175,17 @@ def open_page(browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
     def make(url: str, *, width: int = 1280, height: int = 900, color_scheme: str = "light",
              expect_api_errors: tuple[int, ...] = ()):
-        """`expect_api_errors`: statuses the test provokes on purpose (a wrong key's 401, a 429): Chromium
-        logs every 4xx/5xx answer to fetch() as a console error, and those are not the page's errors."""
+        """`expect_api_errors`: statuses of the API (/api/v1/...) the test provokes on purpose (a wrong
+        key's 401, a 429): Chromium logs every error answer to fetch() as a console error, though the
+        page handles it. Any other console error still fails the test."""
         context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=color_scheme)
         page = context.new_page()
         problems: list[str] = []
-        expected = tuple(f"status of {status} " for status in expect_api_errors)
-
         def on_console(message) -> None:
-            if message.type == "error" and not (expected and "Failed to load resource" in message.text
-                                                and any(e in message.text for e in expected)):
+            logged = API_ERROR_LOG.match(message.text)
+            expected = (logged and int(logged.group(1)) in expect_api_errors
+                        and "/api/v1/" in message.location.get("url", ""))
+            if message.type == "error" and not expected:
                 problems.append(f"console.{message.type}: {message.text}")
 
         page.on("console", on_console)

@@ -8,9 +8,8 @@ function the evaluation worker calls when the first run finishes."""
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ from core.keys.service import create_key
 from core.registry import repository as registry
 from core.settings import Settings
 from evaluation import repository as eval_repo
-from tests.frontend.conftest import Site, screenshot_dir, start_site
+from tests.frontend.conftest import Site, start_site
 
 pytestmark = pytest.mark.browser
 
@@ -42,45 +41,6 @@ def site(module_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     with start_site(module_db, tmp_path_factory.mktemp("home"), ["stub-alpha", "stub-beta", "stub-gamma"],
                     extra) as running:
         yield running
-
-
-# Chromium logs every HTTP error answer to fetch() as a console error ("Failed to load resource: the
-# server responded with a status of 401"), although the page handles it. These tests provoke such answers
-# on purpose (a wrong key, a refused field) and check what the page shows; each names the statuses it
-# expects, and any other console error still fails it.
-API_ERROR_LOG = re.compile(r"^Failed to load resource: the server responded with a status of (\d{3})")
-
-
-@pytest.fixture
-def open_page(browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable]:
-    """conftest's open_page, plus `expect_api_errors=(401, ...)`: the browser's log line for an answer of
-    the service's API (/api/v1/...) with one of those statuses is not counted as the page's error."""
-    opened: list[tuple] = []
-
-    def counted(message, expected: tuple[int, ...]) -> bool:
-        logged = API_ERROR_LOG.match(message.text)
-        return not (logged and int(logged.group(1)) in expected and "/api/v1/" in message.location.get("url", ""))
-
-    def make(url: str, *, width: int = 1280, height: int = 900, color_scheme: str = "light",
-             expect_api_errors: tuple[int, ...] = ()):
-        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=color_scheme)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}")
-                if m.type == "error" and counted(m, expect_api_errors) else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.goto(url)
-        opened.append((context, page, problems))
-        return page
-
-    yield make
-    folder, name = screenshot_dir(tmp_path), re.sub(r"\W+", "_", request.node.name)[:80]
-    failures = []
-    for i, (context, page, problems) in enumerate(opened):
-        page.screenshot(path=str(folder / f"{name}{'_' + str(i) if i else ''}.png"), full_page=True)
-        failures += problems
-        context.close()
-    assert not failures, "the page logged errors:\n" + "\n".join(failures)
 
 
 def _in_db(site: Site, work):
