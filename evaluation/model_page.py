@@ -85,18 +85,6 @@ SELECT * FROM (
 """)
 
 
-@functools.cache  # the suite files are fixed for a process; reading them costs ~60 ms per request
-def _suite_names() -> frozenset[str]:
-    return frozenset(default_registry().suite_names())
-
-
-def check_suite(name: str) -> None:
-    """As `evaluation.service.check_suite`, from the suite names read once."""
-    if name not in _suite_names():
-        raise LibraError(f"unknown suite {name!r}; known suites: {', '.join(sorted(_suite_names()))}", status=422,
-                         code="unknown_suite", field="suite")
-
-
 # --- scores ---------------------------------------------------------------------------------------
 
 

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Path, Query
 from arena.record import arena_record
 from arena.record_schemas import ArenaRecordOut
 from core.registry import repository as registry
-from evaluation.model_page import MAX_SAMPLES, check_suite, model_samples, model_scores
+from evaluation.model_page import MAX_SAMPLES, model_samples, model_scores
 from evaluation.schemas import ModelSamplesOut, ModelScoresOut
+from evaluation.service import check_suite
 from server.deps import RuntimeDep, SessionDep
 from server.leaderboard.history import MAX_POINTS, ModelHistoryOut, model_history
 
