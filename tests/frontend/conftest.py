@@ -93,8 +93,10 @@ class Site:
     models: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """Per module, not per session: Playwright's sync API runs an event loop in this thread while it is
+    open, and the async tests of later modules (pytest-asyncio) could not run theirs."""
     if not CHROMIUM.exists():
         if os.environ.get("LIBRA_REQUIRE_BROWSER"):
             pytest.fail("Debian's chromium is required here (apt-get install chromium)")
@@ -139,10 +141,11 @@ async def _prepare(db_url: str, base_url: str, models: list[str]) -> tuple[str, 
 
 
 @contextmanager
-def start_site(db_url: str, home: Path, models: list[str], extra_env: dict[str, str] | None = None
-               ) -> Iterator[Site]:
-    """The stub models, their registration, and `libra serve --no-worker` on them."""
-    with stub_serving(StubModelsForTests) as stub_url:
+def start_site(db_url: str, home: Path, models: list[str], extra_env: dict[str, str] | None = None,
+               handler: type[JsonHandler] | None = None) -> Iterator[Site]:
+    """The stub models (`handler`, by default StubModelsForTests), their registration, and `libra serve
+    --no-worker` on them."""
+    with stub_serving(handler or StubModelsForTests) as stub_url:
         # In a thread of its own: Playwright's sync API already runs an event loop in this one.
         with ThreadPoolExecutor(1) as pool:
             admin, submitter = pool.submit(asyncio.run, _prepare(db_url, stub_url, models)).result()

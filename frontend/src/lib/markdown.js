@@ -1,7 +1,27 @@
-// Model answers as safe Markdown: marked turns the text into HTML, DOMPurify (a well-kept sanitiser)
-// keeps only harmless elements and attributes, and links may only go to http(s) or mailto addresses.
+// Model answers as safe Markdown: marked turns the text into HTML with any raw HTML in the answer escaped
+// (shown as the text the model wrote), DOMPurify (a well-kept sanitiser) keeps only harmless elements and
+// attributes of the rest, and links may only go to http(s) or mailto addresses.
+//
+// Why escape raw HTML rather than let DOMPurify drop it: merely parsing an element with an inline event
+// handler, even in DOMPurify's inert document, makes Chromium log a Content-Security-Policy violation, once
+// per re-render while an answer streams (the handler never runs). Escaping avoids that, and the visitor
+// sees what the model really wrote.
 import DOMPurify from "dompurify";
-import { marked } from "marked";
+import { Marked } from "marked";
+
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const escapeHtml = (text) => text.replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
+// An instance of our own, so that no other module's marked settings change ours.
+const marked = new Marked({
+  gfm: true,
+  breaks: true,
+  renderer: {
+    html(token) { // block and inline raw HTML both come here
+      return escapeHtml(typeof token === "string" ? token : token.text);
+    },
+  },
+});
 
 const purifier = DOMPurify(window);
 purifier.addHook("afterSanitizeAttributes", (node) => {
@@ -23,6 +43,6 @@ const CONFIG = {
 
 /** A DocumentFragment of the answer rendered as sanitised Markdown. */
 export function renderMarkdown(text) {
-  const html = marked.parse(String(text ?? ""), { async: false, gfm: true, breaks: true });
+  const html = marked.parse(String(text ?? ""), { async: false });
   return purifier.sanitize(html, CONFIG);
 }

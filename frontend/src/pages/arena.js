@@ -1,309 +1,348 @@
 import "../lib/shell.js";
-// The walking-skeleton page: list contestants, run one battle, vote, reveal.
+// The Safety Arena (the home page): write a prompt (or draw one, or harden it with an attack), watch two
+// anonymous models answer side by side, continue or regenerate, vote on helpfulness and safety, then see
+// who they were. The flow, and where keyboard focus goes at each step:
+//   Send → POST /battles {stream: true} → the answers stream (focus: the answers region) → both done
+//   (focus: the vote form) → vote → the reveal (focus: the reveal) → "New battle" (focus: the prompt
+//   box).
+import { api, explain } from "../lib/api.js";
+import { $, announce } from "../lib/dom.js";
+import { Composer } from "./_arena_compose.js";
+import { follow } from "./_arena_stream.js";
+import { SIDES, TurnView, sideName } from "./_arena_turns.js";
+import {
+  loadHarmCategories, newIdempotencyKey, sendVote, showReveal, voteBody, watchReasonLength,
+} from "./_arena_vote.js";
 
-const $ = (id) => document.getElementById(id);
-let battleId = null;
+const composer = new Composer();
+const updateReasonCount = watchReasonLength();
+const state = {
+  battleId: null,
+  turns: [], // TurnView per turn, in order
+  stream: null, // the EventSource follower of the latest turn
+  voteKey: null, // one Idempotency-Key per battle: a retried vote is never counted twice
+  busy: false, // a request of ours is in flight: a second press waits for it
+};
 
-async function api(path, options = {}) {
-  const response = await fetch(`/api/v1${path}`, {
-    headers: { "Content-Type": "application/json" }, ...options,
+// ---- messages -------------------------------------------------------------------------------------
+
+/** When a 429 allows another try, in words: "in 40 seconds (at 15:04)". */
+function retryText(seconds) {
+  const clock = { hour: "2-digit", minute: "2-digit" };
+  const at = new Date(Date.now() + seconds * 1000).toLocaleTimeString([], clock);
+  const wait = seconds < 90 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`;
+  return `in ${wait} (at ${at})`;
+}
+
+/** A sentence for a failed request, with a way on. */
+function problemText(error, what) {
+  if (error.status === 429) {
+    const when = error.retryAfterS ? retryText(error.retryAfterS) : "in a few minutes";
+    return `Too many ${what} from this connection for now. You can try again ${when}.`;
+  }
+  if (error.status === 0) return "The connection to the server was lost. Check your network, then try again.";
+  return explain(error);
+}
+
+function showError(text, action = null) {
+  $("#arena-error-text").textContent = text;
+  const button = $("#arena-error-action");
+  button.hidden = !action;
+  if (action) {
+    button.textContent = action.label;
+    button.onclick = action.run;
+  }
+  $("#arena-error").hidden = false;
+}
+
+function clearErrors() {
+  $("#arena-error").hidden = true;
+  $("#turn-error").hidden = true;
+  $("#vote-error").hidden = true;
+}
+
+function showFieldError(id, text) {
+  $(id).textContent = text;
+  $(id).hidden = false;
+}
+
+const newBattleAction = { label: "New battle", run: () => newBattle() };
+
+// ---- the battle -----------------------------------------------------------------------------------
+
+async function startBattle() {
+  clearErrors();
+  if (!$("#prompt").value.trim()) {
+    showError("Write a prompt first, or press \"Surprise me\" for one.");
+    $("#prompt").focus();
+    return;
+  }
+  await guarded(async () => {
+    const { body, shown } = await composer.battleBody();
+    const battle = await api("/battles", { method: "POST", body });
+    resetBattle();
+    state.battleId = battle.id;
+    state.voteKey = newIdempotencyKey();
+    $("#battle").hidden = false;
+    const turn = addTurn(battle.prompt || shown);
+    announce("Both models are answering.");
+    followTurn(turn, $("#battle"));
+  }, (error) => {
+    showError(problemText(error, "battles"));
+    if (error.field === "prompt") $("#prompt").focus();
   });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
-  return body;
 }
 
-function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = !message;
-}
-
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
-}
-
-async function loadModels() {
-  const rows = await api("/models");
-  const body = $("models").querySelector("tbody");
-  body.replaceChildren(...rows.map((m) => {
-    const tr = document.createElement("tr");
-    tr.append(cell(m.display_name), cell(m.organisation), cell(m.status), cell(m.description));
-    return tr;
-  }));
-}
-
-function showBattle(battle) {
-  for (const answer of battle.answers) {
-    $(`answer-${answer.side}`).textContent = answer.status === "ok" ? answer.text : `(failed: ${answer.error})`;
-    $(`answer-${answer.side}`).parentElement.classList.toggle("failed", answer.status !== "ok");
-  }
-  $("answers").hidden = false;
-  $("vote-form").hidden = battle.status !== "ready";
-  if (battle.status === "failed") showError("A model failed to answer, so this battle cannot be voted on. Try again.");
-}
-
-$("battle-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  showError("");
-  $("start").disabled = true;
-  $("busy").hidden = false;
-  $("revealed").hidden = true;
-  $("name-a").textContent = $("name-b").textContent = "";
+/** Runs one request at a time; a failure goes to `onError` as an ApiError. */
+async function guarded(work, onError) {
+  if (state.busy) return;
+  state.busy = true;
+  for (const id of ["#send", "#next-send", "#regenerate", "#vote"]) $(id).setAttribute("aria-busy", "true");
   try {
-    const battle = await api("/battles", { method: "POST", body: JSON.stringify({ prompt: $("prompt").value }) });
-    battleId = battle.id;
-    $("vote-form").reset();
-    showBattle(battle);
-  } catch (err) {
-    showError(err.message);
+    await work();
+  } catch (error) {
+    onError(error);
   } finally {
-    $("start").disabled = false;
-    $("busy").hidden = true;
+    state.busy = false;
+    for (const id of ["#send", "#next-send", "#regenerate", "#vote"]) $(id).removeAttribute("aria-busy");
   }
-});
+}
 
-$("vote-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = new FormData($("vote-form"));
-  const vote = { helpfulness: form.get("helpfulness") };
-  if (form.get("safety")) vote.safety = form.get("safety");
+function addTurn(prompt) {
+  const turn = new TurnView(state.turns.length + 1, prompt);
+  state.turns.push(turn);
+  $("#turns").append(turn.element);
+  return turn;
+}
+
+function resetBattle() {
+  state.stream?.close();
+  state.stream = null;
+  state.battleId = null;
+  state.turns = [];
+  $("#turns").replaceChildren();
+  $("#stream-status").textContent = "";
+  $("#follow-up").hidden = true;
+  $("#vote-form").hidden = true;
+  $("#vote-form").reset();
+  $("#vote-blocked").hidden = true;
+  updateReasonCount();
+  $("#reveal").hidden = true;
+  $("#battle").hidden = true;
+}
+
+/** Follow the latest turn's stream; `focusTarget` gets focus when the first event arrives. */
+function followTurn(turn, focusTarget) {
+  state.stream?.close();
+  $("#follow-up").hidden = true;
+  $("#vote-form").hidden = true;
+  const battleId = state.battleId;
+  const current = () => state.battleId === battleId; // events of a battle the visitor left are ignored
+  state.stream = follow(battleId, {
+    first: () => current() && focusTarget.focus(),
+    delta: ({ side, text }) => current() && turn.answers[side]?.append(text),
+    end: ({ side }) => current() && turn.answers[side]?.finish(),
+    error: ({ side, message }) => current() && turn.answers[side]?.fail(message),
+    done: ({ status }) => current() && turnDone(turn, status),
+    reconnecting: () => current() && streamStatus("Connection lost: reconnecting…"),
+    recovered: () => current() && streamStatus(""),
+    restart: () => current() && turn.reset(),
+    closed: (battle) => current() && streamClosed(turn, battle),
+  });
+}
+
+function turnDone(turn, status) {
+  if (status !== "ready") {
+    battleFailed(turn);
+    return;
+  }
+  // The turn is stored: no side may go on "typing", even if its own `end` was missed.
+  for (const side of SIDES) if (!turn.answers[side].ended) turn.answers[side].finish();
+  answersReady();
+}
+
+/** The line under the answers about the connection; a new sentence is also announced. */
+function streamStatus(text) {
+  const line = $("#stream-status");
+  if (text && line.textContent !== text) announce(text);
+  line.textContent = text;
+}
+
+function answersReady() {
+  streamStatus("");
+  $("#follow-up").hidden = false;
+  $("#vote-blocked").hidden = true;
+  $("#vote-fields").hidden = false;
+  $("#vote-form").hidden = false;
+  announce("Both answers are complete: vote below.");
+  $("#vote-form").focus();
+}
+
+function battleFailed(turn) {
+  const failed = SIDES.filter((side) => turn.answers[side].state === "failed");
+  const who = failed.length === 2 ? "Both models" : sideName(failed[0] || "a");
+  const why = failed.length === 1 ? ` (${turn.answers[failed[0]].message})` : "";
+  const sentence = `${who} failed to answer${why}. This battle can't be voted on: start a new battle.`;
+  streamStatus("");
+  $("#vote-blocked-text").textContent = sentence;
+  $("#vote-blocked").hidden = false;
+  $("#vote-fields").hidden = true;
+  $("#vote-form").hidden = false;
+  announce(sentence);
+  $("#vote-form").focus();
+}
+
+/** The stream could not be reopened: say what became of the battle, and show what it stored. */
+function streamClosed(turn, battle) {
+  streamStatus("");
+  if (!battle) {
+    showError("This battle is gone: the server no longer knows it (it may have restarted).", newBattleAction);
+    return;
+  }
+  const stored = battle.turns?.[battle.turns.length - 1];
+  if (stored && stored.answers.length) turn.showStored(stored);
+  if (battle.status === "ready") answersReady();
+  else if (battle.status === "failed") battleFailed(turn);
+  else if (battle.status === "expired") {
+    showError("This battle expired: its vote window has closed.", newBattleAction);
+  }
+  else if (battle.status === "voted") showError("This battle already has a vote.", newBattleAction);
+}
+
+const battlePath = () => `/battles/${encodeURIComponent(state.battleId)}`;
+
+async function nextTurn() {
+  clearErrors();
+  const prompt = $("#next-prompt").value;
+  if (!prompt.trim()) {
+    showFieldError("#turn-error", "Write the next prompt first.");
+    $("#next-prompt").focus();
+    return;
+  }
+  await guarded(async () => {
+    await api(`${battlePath()}/turns`, { method: "POST", body: { prompt, stream: true } });
+    $("#next-prompt").value = "";
+    const turn = addTurn(prompt);
+    announce("Both models are answering.");
+    followTurn(turn, turn.element);
+  }, (error) => showFieldError("#turn-error", problemText(error, "prompts")));
+}
+
+async function regenerate() {
+  clearErrors();
+  await guarded(async () => {
+    await api(`${battlePath()}/regenerate`, { method: "POST", body: { stream: true } });
+    const turn = state.turns[state.turns.length - 1];
+    turn.reset();
+    announce("Both models are answering again.");
+    followTurn(turn, turn.element);
+  }, (error) => showFieldError("#turn-error", problemText(error, "prompts")));
+}
+
+// ---- the vote and the reveal ----------------------------------------------------------------------
+
+async function vote() {
+  clearErrors();
+  const body = voteBody($("#vote-form"));
+  if (!body) {
+    showFieldError("#vote-error", "Choose which answer was more helpful (A, B, tie or both bad).");
+    $("#vote-form input[name=helpfulness]").focus();
+    return;
+  }
+  await guarded(async () => {
+    const battle = await sendVote(state.battleId, body, state.voteKey);
+    reveal(battle);
+  }, voteFailed);
+}
+
+function voteFailed(error) {
+  if (error.status === 0) {
+    // The same Idempotency-Key goes with the retry, so a vote that did arrive is not counted twice.
+    showFieldError("#vote-error", "Your vote may not have reached the server. Check your network and press " +
+      "\"Vote and reveal\" again: it will not be counted twice.");
+    return;
+  }
+  if (error.status === 409 || error.status === 403 || error.status === 404) {
+    const why = {
+      already_voted: "This battle already has a vote.",
+      vote_expired: "The vote window of this battle has closed, so it can no longer be voted on.",
+    }[error.code];
+    const sentence = `${why || explain(error)} Start a new battle to vote again.`;
+    $("#vote-blocked-text").textContent = sentence;
+    $("#vote-blocked").hidden = false;
+    $("#vote-fields").hidden = true;
+    announce(sentence);
+    $("#vote-blocked-new").focus();
+    return;
+  }
+  showFieldError("#vote-error", problemText(error, "votes"));
+}
+
+function reveal(battle) {
+  state.stream?.close();
+  const sentence = showReveal(battle);
+  // The names also go on every answer's heading, so the conversation reads with them.
+  for (const turn of state.turns) {
+    for (const side of SIDES) {
+      const model = side === "a" ? battle.model_a : battle.model_b;
+      turn.answers[side].element.querySelector("h4").textContent = `${sideName(side)}: ${model.display_name}`;
+    }
+  }
+  $("#vote-form").hidden = true;
+  $("#follow-up").hidden = true;
+  $("#reveal").hidden = false;
+  announce(sentence);
+  $("#reveal").focus();
+}
+
+function newBattle() {
+  resetBattle();
+  clearErrors();
+  composer.clear();
+  $("#prompt").focus();
+}
+
+async function surprise() {
+  clearErrors();
   try {
-    const battle = await api(`/battles/${battleId}/vote`, { method: "POST", body: JSON.stringify(vote) });
-    $("name-a").textContent = `— ${battle.model_a.display_name}`;
-    $("name-b").textContent = `— ${battle.model_b.display_name}`;
-    $("revealed").textContent = "Thanks! Your vote is recorded.";
-    $("revealed").hidden = false;
-    $("vote-form").hidden = true;
-  } catch (err) {
-    showError(err.message);
+    await composer.surprise();
+    announce("A prompt from the pool is in the box: press Send, or edit it first.");
+    $("#prompt").focus();
+  } catch (error) {
+    showError(problemText(error, "requests"));
   }
+}
+
+// ---- wiring ---------------------------------------------------------------------------------------
+
+/** Ctrl+Enter (Cmd+Enter on a Mac) submits the textarea's form; Enter alone stays a new line. */
+function sendOnCtrlEnter(textarea) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      textarea.form.requestSubmit();
+    }
+  });
+}
+
+function onSubmit(form, handler) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    handler();
+  });
+}
+
+onSubmit($("#battle-form"), startBattle);
+onSubmit($("#turn-form"), nextTurn);
+onSubmit($("#vote-form"), vote);
+for (const id of ["#prompt", "#next-prompt", "#reason"]) sendOnCtrlEnter($(id));
+$("#surprise").addEventListener("click", surprise);
+$("#regenerate").addEventListener("click", regenerate);
+$("#new-battle").addEventListener("click", newBattle);
+$("#vote-blocked-new").addEventListener("click", newBattle);
+
+composer.loadAttacks().catch(() => {
+  $("#attack").disabled = true;
+  $("#attack-description").textContent = "Attack mode is unavailable right now.";
 });
-
-const fmt = (x, digits = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
-
-function band(b, digits = 3) {
-  if (!b || b.value === null) return "–";
-  return `${fmt(b.value, digits)} [${fmt(b.lower, digits)}, ${fmt(b.upper, digits)}]`;
-}
-
-function rating(r) {
-  if (!r) return "–";
-  const text = `${fmt(r.rating, 0)} [${fmt(r.lower, 0)}, ${fmt(r.upper, 0)}]`;
-  return r.provisional ? `${text} (provisional)` : text;
-}
-
-function rankText(rank) {
-  if (!rank || rank.best === null) return "–";
-  return rank.best === rank.worst ? `${rank.best}` : `${rank.best}–${rank.worst}`;
-}
-
-// The leaderboard and the evaluation progress refresh by themselves: every few seconds while
-// evaluations are queued or running (and a minute after, for the last snapshot), less often otherwise.
-// The board is asked with If-None-Match, so an unchanged snapshot costs a 304 and no new rows.
-const FAST_MS = 3000;
-const SLOW_MS = 30000;
-const SETTLE_MS = 60000;
-const board = { etag: null, data: null };
-let progress = null;
-let lastActive = 0;
-
-const pct = (x) => `${Math.round(100 * (x || 0))}%`;
-const count = (n, word) => `${Number(n || 0).toLocaleString()} ${word}`;
-
-async function fetchBoard() {
-  const headers = board.etag ? { "If-None-Match": board.etag } : {};
-  const response = await fetch("/api/v1/leaderboard", { headers, cache: "no-store" });
-  if (response.status === 304) return false;
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  board.etag = response.headers.get("ETag");
-  board.data = await response.json();
-  return true;
-}
-
-function entryOf(slug) {
-  return progress ? progress.models.find((m) => m.slug === slug) : undefined;
-}
-
-function phaseText(entry) {
-  switch (entry.phase) {
-    case "queued": return "waiting for evaluation";
-    case "starting": return "evaluating 0%";
-    case "generating":
-    case "scoring": return `evaluating ${pct(entry.fraction)}`;
-    case "failed": return "evaluation failed";
-    case "none": return "not evaluated yet";
-    default: return "evaluated";
-  }
-}
-
-// Why a row has no rank: its evaluation is waiting or running, or its results miss categories.
-function whyUnranked(m) {
-  const entry = entryOf(m.slug);
-  if (entry && entry.phase !== "finished") return phaseText(entry);
-  if (!m.evaluation) return entry && entry.ranked_on ? "results being published" : "waiting for evaluation";
-  return m.missing && m.missing.length ? `missing ${m.missing.length} categories` : "not ranked";
-}
-
-function badge(kind, text, title) {
-  const span = document.createElement("span");
-  span.className = `badge ${kind}`;
-  span.textContent = text;
-  span.title = title;
-  return span;
-}
-
-function nameCell(m) {
-  const td = cell(m.coverage === "partial" ? `${m.display_name} (partial)` : m.display_name);
-  if (m.evaluation && m.evaluation.scope === "preview") {
-    td.append(" ", badge("preview", `preview · ${count(m.evaluation.items, "items")}`,
-      "Ranked on a few items per task until its full evaluation finishes."));
-  }
-  if (m.retired) td.append(" ", badge("retired", "retired", "No longer in battles; its past games still count."));
-  if (m.provisional) {
-    td.append(" ", badge("provisional", "provisional", "Too few arena votes yet: the rating and its interval are rough."));
-  }
-  return td;
-}
-
-// Safety with the share of answers that did not respond at all: incapacity is not safety.
-function safetyCell(m) {
-  const td = cell(band(m.safety));
-  const nr = m.safety_non_responsive;
-  if (nr && nr.share !== null && nr.share !== undefined) {
-    const note = document.createElement("span");
-    note.className = "non-responsive";
-    note.textContent = `non-responsive ${pct(nr.share)}`;
-    note.title = `${nr.items} of ${nr.of} scored safety answers echoed, looped, went off-topic or were empty.`;
-    td.append(document.createElement("br"), note);
-  }
-  return td;
-}
-
-function provenanceText(p) {
-  if (!p) return "";
-  const parts = [`${p.items.capability} capability + ${p.items.safety} safety items scored`];
-  if (p.suite_version) parts.push(`suite ${p.suite_version}`);
-  if (p.scorer_versions && p.scorer_versions.length) parts.push(`scorers ${p.scorer_versions.join(", ")}`);
-  parts.push(p.judge_version ? `judge ${p.judge_version}` : "no judge");
-  return parts.join(" · ");
-}
-
-// What a row rests on: its evaluation's items, and its arena votes (helpfulness / safety).
-function basedOnCell(m) {
-  const items = m.evaluation ? count(m.evaluation.items, "items") : "no evaluation yet";
-  const votes = m.votes || { helpfulness: 0, safety: 0 };
-  const td = cell(`${items} · `);
-  td.className = "based-on";
-  td.title = provenanceText(m.provenance);
-  td.append(document.createElement("wbr"), `${count(votes.helpfulness, "helpful")} / ${count(votes.safety, "safety votes")}`);
-  if (m.provenance && m.evaluation) {
-    const axes = document.createElement("span");
-    axes.className = "axis-items";
-    axes.textContent = `c ${m.provenance.items.capability} · s ${m.provenance.items.safety} scored`;
-    td.append(document.createElement("br"), axes);
-  }
-  return td;
-}
-
-function rankCell(m) {
-  if (m.overall && m.overall.value !== null) return cell(rankText(m.rank));
-  const td = cell(whyUnranked(m));
-  td.className = "why";
-  return td;
-}
-
-function renderBoard() {
-  const data = board.data;
-  if (!data) return;
-  $("board-empty").hidden = data.models.length > 0;
-  $("board-version").textContent = data.version ? `Snapshot ${data.version}, ${new Date(data.created_at).toLocaleString()}.` : "";
-  $("board").querySelector("tbody").replaceChildren(...data.models.map((m) => {
-    const tr = document.createElement("tr");
-    tr.dataset.slug = m.slug;
-    tr.append(rankCell(m), nameCell(m), cell(band(m.overall)), cell(band(m.capability)),
-      safetyCell(m), cell(rating(m.arena.helpfulness)), cell(rating(m.arena.safety)), basedOnCell(m));
-    return tr;
-  }));
-}
-
-function renderProgress() {
-  const wave = progress && progress.active ? progress.wave : null;
-  $("eval-progress").hidden = !wave;
-  if (!wave) return;
-  const started = wave.models - wave.queued;
-  const kind = wave.scope === "preview" ? "quick previews first" : "full evaluations";
-  $("progress-line").textContent = `Evaluating ${started} of ${wave.models} models · ${pct(wave.fraction)} (${kind})`;
-  $("progress-bar").value = wave.fraction;
-  $("progress-models").replaceChildren(...progress.models.filter((m) => m.phase !== "none").map((m) => {
-    const li = document.createElement("li");
-    const scope = m.scope === "preview" ? "preview" : "full run";
-    li.textContent = `${m.display_name}: ${scope}, ${m.phase === "finished" ? "done" : phaseText(m)}`;
-    li.dataset.phase = m.phase;
-    return li;
-  }));
-}
-
-async function refresh() {
-  try {
-    progress = await api("/evaluations/progress");
-    renderProgress();
-  } catch (err) {
-    progress = null; // the board still shows; the next round tries again
-  }
-  try {
-    await fetchBoard();
-    renderBoard();
-  } catch (err) {
-    showError(`Could not load the leaderboard: ${err.message}`);
-  }
-  if (progress && progress.active) lastActive = Date.now();
-  setTimeout(refresh, Date.now() - lastActive < SETTLE_MS ? FAST_MS : SLOW_MS);
-}
-
-function percent(x) {
-  return x === null || x === undefined ? "–" : x.toFixed(3);
-}
-
-function renderMethodology(m) {
-  const r = m.rules;
-  document.getElementById("method-rules").textContent =
-    `Rules ${r.rules_version} first; on the ${r.held_out_split} part of the hand-labelled gold set (split before ` +
-    `any tuning) they agree with people ${percent(r.held_out_accuracy)} of the time (κ ${percent(r.held_out_kappa)}). ` +
-    r.note;
-  const judges = document.querySelector("#method-judges tbody");
-  judges.replaceChildren(...m.judges.map((j) => {
-    const tr = document.createElement("tr");
-    tr.append(cell(j.judge_version), cell(percent(j.heldout_accuracy)), cell(percent(j.heldout_kappa)),
-      cell(`${j.n_abstained} of ${j.n_items}`), cell(new Date(j.measured_at).toLocaleString()));
-    return tr;
-  }));
-  document.getElementById("method-judges").hidden = m.judges.length === 0;
-  document.getElementById("method-no-judge").hidden = Boolean(m.configured_judge);
-  const expectations = ["refuse", "comply", "care"];
-  const scores = document.querySelector("#method-scores tbody");
-  scores.replaceChildren(...Object.keys(m.verdict_scores.refuse || {}).map((verdict) => {
-    const tr = document.createElement("tr");
-    tr.append(cell(verdict.replace("_", " ")),
-      ...expectations.map((e) => cell(scoreText(m.verdict_scores, e, verdict))));
-    return tr;
-  }));
-  const held = m.held_out;
-  document.getElementById("method-heldout").textContent = held.private_heldout
-    ? `Private held-out set: ${held.mode}. Its items are never shown.`
-    : `No private held-out set: every item this deployment asks is public.`;
-}
-
-function scoreText(table, expectation, verdict) {
-  const value = (table[expectation] || {})[verdict];
-  if (value === null || value === undefined) return "no score (a status)";
-  const referral = expectation === "care" ? (table["care+referral"] || {})[verdict] : undefined;
-  return referral !== undefined && referral !== value ? `${value} (with a referral: ${referral})` : String(value);
-}
-
-api("/methodology").then(renderMethodology).catch(() => {
-  document.getElementById("methodology").hidden = true; // the page works without it
-});
-refresh();
-loadModels().catch((err) => showError(`Could not load the models: ${err.message}`));
+loadHarmCategories().catch(() => { /* the vote works without a harm category */ });
