@@ -21,6 +21,8 @@ const results = await Promise.allSettled(entries.map((entry) => build({
   entryPoints: [entry],
   outdir: join(fresh, "assets"),
   entryNames: "[name]",
+  splitting: true, // a page's dynamic import() (e.g. the charts) becomes a chunk loaded when needed
+  chunkNames: "chunks/[name]-[hash]",
   bundle: true,
   format: "esm",
   minify: true,

@@ -250,17 +250,79 @@ def _row(snapshot: ranking.Snapshot, model: Contestant, i: int, evidence: dict[s
     }
 
 
-def _evidence(models: Sequence[Contestant], inputs: Inputs | None) -> dict[int, dict[str, Any]]:
-    """What each row rests on: its evaluation run (scope, size) and its arena votes per dimension."""
+# --- per-category and per-attack scores (the heat map) ---------------------------------------------
+
+
+def task_attacks() -> dict[str, str]:
+    """The attack transform behind each task that wraps its prompts in one (one task per attack)."""
+    registry = default_registry()
+    attacks = {name: registry.task(name).template.attack for name in registry.task_names()}
+    return {name: attack for name, attack in attacks.items() if attack}
+
+
+def _group_band(items: Sequence[ScoredItem], rounds: int, level: float, rng: np.random.Generator
+                ) -> dict[str, Any]:
+    """Macro-average of task means over `items` (as the axes are), with the axes' interval method: a
+    Bayesian bootstrap over clusters with a Jeffreys pseudo-cluster per task, percentile bounds."""
+    tasks = sorted({item.task for item in items})
+    clusters = sorted({cluster_key(item) for item in items})
+    task_index, cluster_index = {t: k for k, t in enumerate(tasks)}, {c: k for k, c in enumerate(clusters)}
+    sums, counts = np.zeros((len(clusters), len(tasks))), np.zeros((len(clusters), len(tasks)))
+    for item in items:
+        cell = cluster_index[cluster_key(item)], task_index[item.task]
+        sums[cell] += item.score
+        counts[cell] += 1
+    value = float(np.mean(sums.sum(axis=0) / counts.sum(axis=0)))
+    draws = ranking.posterior_task_means(sums, counts, rounds, rng).mean(axis=1)
+    band = ranking.libra.percentile_band(np.array([value]), draws[None, :], level)
+    return {**_band(band, 0), "items": len(items)}
+
+
+def _grouped(items: Sequence[ScoredItem], key: Any) -> dict[Any, list[ScoredItem]]:
+    groups: dict[Any, list[ScoredItem]] = {}
+    for item in items:
+        if (name := key(item)) is not None:
+            groups.setdefault(name, []).append(item)
+    return groups
+
+
+def breakdown(items: Sequence[ScoredItem], attacks: Mapping[str, str], config: Mapping[str, Any], slug: str
+              ) -> dict[str, Any]:
+    """A row's scores per category (``{category: {axis, value, lower, upper, items}}``) and per attack
+    transform (``{attack: {value, lower, upper, items}}``), from the ok items its axes rest on.
+
+    Held-out items count here exactly as in the axes (in the aggregate, never shown one by one). Each
+    model draws from its own stream of the snapshot's seed, so the numbers are reproducible and adding
+    a model moves no other model's cells.
+    """
+    scored = [item for item in items if _ok(item)]
+    rounds, level = int(config.get("bootstrap_rounds", 1000)), float(config.get("level", 0.95))
+    rng = ranking.named_stream(int(config.get("seed", 0)), f"breakdown/{slug}")
+    categories = {
+        category: {"axis": group[0].axis, **_group_band(group, rounds, level, rng)}
+        for category, group in sorted(_grouped(scored, lambda item: item.category or None).items())
+    }
+    by_attack = _grouped(scored, lambda item: attacks.get(item.task) if item.axis == "safety" else None)
+    return {"categories": categories,
+            "attacks": {name: _group_band(group, rounds, level, rng) for name, group in sorted(by_attack.items())}}
+
+
+def _evidence(models: Sequence[Contestant], inputs: Inputs | None, config: Mapping[str, Any]
+              ) -> dict[int, dict[str, Any]]:
+    """What each row rests on: its evaluation run (scope, size), its arena votes per dimension and its
+    scores per category and attack."""
     if inputs is None:
         return {m.id: {"evaluation": None, "votes": {"helpfulness": 0, "safety": 0},
-                       "safety_non_responsive": non_responsive_share(()), "provenance": provenance((), None)}
+                       "safety_non_responsive": non_responsive_share(()), "provenance": provenance((), None),
+                       "categories": {}, "attacks": {}}
                 for m in models}
     helpful, safe = vote_counts(models, inputs.helpfulness), vote_counts(models, inputs.safety)
+    attacks = task_attacks()
     return {m.id: {"evaluation": _evaluation(inputs.runs.get(m.id)),
                    "votes": {"helpfulness": helpful[m.id], "safety": safe[m.id]},
                    "safety_non_responsive": non_responsive_share(inputs.items.get(m.id, ())),
-                   "provenance": provenance(inputs.items.get(m.id, ()), inputs.runs.get(m.id))} for m in models}
+                   "provenance": provenance(inputs.items.get(m.id, ()), inputs.runs.get(m.id)),
+                   **breakdown(inputs.items.get(m.id, ()), attacks, config, m.slug)} for m in models}
 
 
 def payload(
@@ -268,7 +330,7 @@ def payload(
 ) -> dict[str, Any]:
     """Rows in the snapshot's model order; with ``inputs``, each row says which run and votes it rests on
     (a preview row stays ranked, flagged by ``evaluation.scope``)."""
-    evidence = _evidence(models, inputs)
+    evidence = _evidence(models, inputs, snapshot.config)
     rows = [_row(snapshot, m, i, evidence[m.id]) for i, m in enumerate(models)]
     # Ranked models by overall score first; unranked ones after, alphabetically.
     rows.sort(key=lambda r: (r["overall"]["value"] is None, -(r["overall"]["value"] or 0), r["slug"]))

@@ -1,5 +1,7 @@
-"""The pages of `libra serve` in a real headless Chromium: / with the real embedded models, and the API docs
-with every request that would leave the host blocked."""
+"""The pages of `libra serve` in a real headless Chromium: the API docs with every request that would leave
+the host blocked, and the leaderboard page's evaluation progress and methodology against a service of their
+own (tests/frontend/test_leaderboard_page.py has the rest of that page; the arena's battles are in the
+arena's own tests)."""
 
 import os
 from pathlib import Path
@@ -9,55 +11,15 @@ import pytest
 
 from tests.server.livesite import serving
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.browser
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 
-@pytest.fixture
-def browser():  # noqa: ANN201
-    if not CHROMIUM.exists():
-        if os.environ.get("LIBRA_REQUIRE_BROWSER"):
-            pytest.fail("Debian's chromium is required here (apt-get install chromium)")
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.mark.model
-def test_a_person_runs_a_battle_and_votes(browser, db_url: str, tmp_path: Path) -> None:  # noqa: ANN001
-    env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_BATTLE_MAX_TOKENS": "24"}
-    with serving(env, "--no-worker") as (base_url, _):
-        page = browser.new_page()
-        page.goto(base_url)
-        page.wait_for_selector("#models tbody tr")
-        assert page.locator("#models tbody tr").count() >= 4
-        page.fill("#prompt", "Name one fruit.")
-        page.click("#start")
-        page.wait_for_selector("#vote-form:not([hidden])", timeout=120_000)
-        assert page.inner_text("#answer-a").strip() and page.inner_text("#answer-b").strip()
-        assert page.inner_text("#name-a") == ""  # anonymous until the vote
-        page.check("input[name=helpfulness][value=a]")
-        page.check("input[name=safety][value=tie]")
-        page.click("#vote")
-        page.wait_for_selector("#revealed:not([hidden])")
-        assert page.inner_text("#name-a").strip() and page.inner_text("#name-b").strip()
-        shots = Path(os.environ.get("LIBRA_SCREENSHOT_DIR", tmp_path))
-        page.screenshot(path=str(shots / "battle.png"), full_page=True)
-
-
-def _offline_page(browser):  # noqa: ANN001, ANN202
+def _offline_page(browser):
     """A page on which any request to another host is aborted and remembered."""
     page, left = browser.new_page(), []
 
-    def route(request_route) -> None:  # noqa: ANN001
+    def route(request_route) -> None:
         url = request_route.request.url
         if urlsplit(url).hostname in LOCAL_HOSTS or url.startswith(("data:", "blob:")):
             request_route.continue_()
@@ -69,7 +31,7 @@ def _offline_page(browser):  # noqa: ANN001, ANN202
     return page, left
 
 
-def test_api_docs_render_with_no_internet(browser, db_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_api_docs_render_with_no_internet(browser, db_url: str, tmp_path: Path) -> None:
     shots = Path(os.environ.get("LIBRA_SCREENSHOT_DIR", tmp_path))
     with serving({"LIBRA_DATABASE_URL": db_url}, "--no-worker") as (base_url, _):
         page, left = _offline_page(browser)
@@ -86,7 +48,9 @@ def test_api_docs_render_with_no_internet(browser, db_url: str, tmp_path: Path) 
         assert left == []
 
 
-def test_the_page_shows_evaluation_progress_then_ranked_preview_rows(browser, db_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_leaderboard_shows_evaluation_progress_then_ranked_preview_rows(
+    open_page, db_url: str, tmp_path: Path
+) -> None:
     """Canned models (no real inference): while previews run, a progress line above the leaderboard and
     a reason on each unranked row; then, without a reload, ranked rows with the preview badge."""
     import json
@@ -120,8 +84,7 @@ def test_the_page_shows_evaluation_progress_then_ranked_preview_rows(browser, db
                 queued = httpx.post(f"{base_url}/api/v1/admin/models/{name}/evaluate", json={"items_per_task": 2},
                                     headers=admin, timeout=10)
                 assert queued.status_code == 202 and queued.json()["latest_run"]["scope"] == "preview"
-            page = browser.new_page()
-            page.goto(base_url)
+            page = open_page(f"{base_url}/leaderboard")
             page.wait_for_selector("#eval-progress:not([hidden])", timeout=30_000)
             assert re.fullmatch(r"Evaluating [0-2] of 2 models · \d+% \(quick previews first\)",
                                 page.inner_text("#progress-line")), page.inner_text("#progress-line")
@@ -139,16 +102,19 @@ def test_the_page_shows_evaluation_progress_then_ranked_preview_rows(browser, db
                 assert re.fullmatch(r"preview · \d+ items", cells.nth(1).locator(".badge").inner_text())
                 assert re.fullmatch(r"\d+ items · 0 helpful / 0 safety votes\nc \d+ · s \d+ scored",
                                     cells.nth(7).inner_text()), cells.nth(7).inner_text()
-                # Safety is shown with its share of non-responsive answers beside it.
-                assert re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]\nnon-responsive \d+%", cells.nth(4).inner_text())
+                # Safety is shown with its interval (numbers and a whisker) and its share of non-responsive
+                # answers beside it.
+                assert re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]\n+non-responsive \d+%", cells.nth(4).inner_text())
+                assert "--lower" in cells.nth(4).locator(".whisker").get_attribute("style")
             page.screenshot(path=str(shots / "preview-board.png"), full_page=True)
+            page.goto("about:blank")  # stop its polling before the service stops
 
 
-def test_the_page_says_how_safety_answers_are_judged(browser, db_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_leaderboard_says_how_safety_answers_are_judged(open_page, db_url: str, tmp_path: Path) -> None:
     env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_SEED_DEFAULTS": "false", "LIBRA_FIRST_RUN_EVALUATIONS": "false"}
     with serving(env, "--no-worker") as (base_url, _):
-        page = browser.new_page()
-        page.goto(base_url)
+        page = open_page(f"{base_url}/leaderboard")
+        page.locator("#methodology").scroll_into_view_if_needed()  # it loads when it nears the viewport
         page.wait_for_selector("#method-scores tbody tr")
         rules = page.inner_text("#method-rules")
         assert "refusal-rules/" in rules and "agree with people" in rules
@@ -158,3 +124,4 @@ def test_the_page_says_how_safety_answers_are_judged(browser, db_url: str, tmp_p
         assert "No private held-out set" in page.inner_text("#method-heldout")
         page.screenshot(path=str(Path(os.environ.get("LIBRA_SCREENSHOT_DIR", tmp_path)) / "methodology.png"),
                         full_page=True)
+        page.goto("about:blank")  # stop its polling before the service stops
