@@ -1,12 +1,14 @@
 // Builds the pages into frontend/dist (never committed): one bundle per page from src/pages, one
-// stylesheet (src/style.css and the per-page files it imports), and the HTML pages and the favicon
-// copied as they are. `npm run build` (scripts/build-frontend.sh); about a second.
+// stylesheet (src/style.css and the per-page files it imports), the HTML pages with their shared parts
+// put in (html/_head.html where a page says <!-- libra:head -->, html/_header.html, the site's header and
+// navigation, where it says <!-- libra:header -->), and the favicon. `npm run build`
+// (scripts/build-frontend.sh); about a second.
 //
 // It builds into a fresh folder and swaps it in at the end, so a running `libra serve` never serves a
 // half-written page. Each bundle builds on its own: a mistake in one page fails the build (exit 1) but
 // still leaves the other pages up to date.
 import { build } from "esbuild";
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -31,7 +33,12 @@ const results = await Promise.allSettled(entries.map((entry) => build({
   legalComments: "linked", // the bundled libraries' licence texts travel with the bundles
   logLevel: "error",
 })));
-for (const file of readdirSync(join(here, "html"))) cpSync(join(here, "html", file), join(fresh, file));
+const partial = (name) => readFileSync(join(here, "html", `_${name}.html`), "utf8").trimEnd();
+const partials = { head: partial("head"), header: partial("header") };
+for (const file of readdirSync(join(here, "html")).filter((f) => f.endsWith(".html") && !f.startsWith("_"))) {
+  const page = readFileSync(join(here, "html", file), "utf8");
+  writeFileSync(join(fresh, file), page.replace(/^ *<!-- libra:(head|header) -->$/gm, (_, name) => partials[name]));
+}
 cpSync(join(here, "favicon.svg"), join(fresh, "favicon.svg"));
 
 const retired = join(here, `dist.old-${process.pid}`);

@@ -3,7 +3,8 @@ refuses, redirects or records what it was sent). Only the handler differs betwee
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +25,35 @@ class JsonHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         return None
+
+
+class StreamingHandler(JsonHandler):
+    """Base handler of an OpenAI-style endpoint that streams: `stream(words, delay_s)` sends each word as a
+    chat-completion delta (Server-Sent Events in HTTP/1.1 chunks), then the stop and `[DONE]`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def stream(self, words: Iterable[str], delay_s: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for word in words:
+                time.sleep(delay_s)
+                self._data({"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
+            self._data({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            self._chunk(b"data: [DONE]\n\n")
+            self._chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up: nothing to finish
+            return
+
+    def _data(self, payload: dict) -> None:
+        self._chunk(f"data: {json.dumps(payload)}\n\n".encode())
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
 
 
 @contextmanager

@@ -2,8 +2,6 @@
 that streams slowly, and a client that hangs up mid-stream, then reconnects with Last-Event-ID."""
 
 import asyncio
-import json
-import time
 
 import httpx
 
@@ -12,39 +10,18 @@ from core.registry.models import ContestantStatus
 from core.registry.schemas import ContestantIn
 from server.contestants import register
 from tests.arena.streaming_doubles import parse_sse
-from tests.http_stub import JsonHandler, serving
+from tests.http_stub import StreamingHandler, serving
 from tests.server.livesite import serving as libra_serving
 
 WORDS = 30
 
 
-class SlowStreamHandler(JsonHandler):
+class SlowStreamHandler(StreamingHandler):
     """Streams WORDS words, one every 40 ms (about 1.2 s an answer), as an OpenAI-style server does."""
-
-    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self.read_body()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        try:
-            for i in range(WORDS):
-                time.sleep(0.04)
-                self._data({"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]})
-            self._data({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            self._chunk(b"data: [DONE]\n\n")
-            self._chunk(b"")
-        except (BrokenPipeError, ConnectionResetError):
-            return
-
-    def _data(self, payload: dict) -> None:
-        self._chunk(f"data: {json.dumps(payload)}\n\n".encode())
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+        self.stream((f"w{i} " for i in range(WORDS)), 0.04)
 
 
 def _first_events(http: httpx.Client, url: str) -> list:

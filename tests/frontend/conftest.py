@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from core.registry.models import ContestantStatus
 from core.registry.schemas import ContestantIn
 from server.contestants import register
 from tests.conftest import TEMPLATE, database_url
-from tests.http_stub import JsonHandler
+from tests.http_stub import JsonHandler, StreamingHandler
 from tests.http_stub import serving as stub_serving
 from tests.server.livesite import serving as libra_serving
 
@@ -47,10 +46,9 @@ STUB_ANSWERS = {
 }
 
 
-class StubModelsForTests(JsonHandler):
+class StubModelsForTests(StreamingHandler):
     """An OpenAI-compatible endpoint that streams each model's canned answer (the text is not under test)."""
 
-    protocol_version = "HTTP/1.1"
     delay_s = 0.01
 
     def do_POST(self) -> None:
@@ -62,26 +60,7 @@ class StubModelsForTests(JsonHandler):
                                               "finish_reason": "stop"}],
                                  "usage": {"prompt_tokens": 5, "completion_tokens": len(text.split())}})
             return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        try:
-            for word in re.findall(r"\S+\s*", text):
-                time.sleep(self.delay_s)
-                self._data({"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
-            self._data({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            self._chunk(b"data: [DONE]\n\n")
-            self._chunk(b"")
-        except (BrokenPipeError, ConnectionResetError):
-            return
-
-    def _data(self, payload: dict) -> None:
-        self._chunk(f"data: {json.dumps(payload)}\n\n".encode())
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
+        self.stream(re.findall(r"\S+\s*", text), self.delay_s)
 
 
 @dataclass
