@@ -12,6 +12,7 @@ from core.db import create_engine, create_sessionmaker
 from core.settings import Settings
 from inference import BackendPool
 from server.jobs import build_job_app
+from server.leaderboard.cache import LeaderboardCache
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     backends: BackendPool
     jobs: procrastinate.App
+    # The latest leaderboard's bytes (server.leaderboard.cache): one per process, built with the runtime.
+    leaderboard: LeaderboardCache
     # The arena's generations in this process: built with the runtime, cancelled (battles failed) at exit.
     hub: StreamHub = field(default_factory=StreamHub)
     stop_notes: list[str] = field(default_factory=list)
@@ -49,7 +52,8 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
     jobs = build_job_app(database_url, settings)
     await jobs.open_async()
     backends = BackendPool(max_engines=settings.max_engines, egress_allow=settings.egress_allow)
-    return Runtime(settings, engine, create_sessionmaker(engine), backends, jobs)
+    sessions = create_sessionmaker(engine)
+    return Runtime(settings, engine, sessions, backends, jobs, LeaderboardCache(engine, sessions))
 
 
 async def close_runtime(runtime: Runtime) -> None:

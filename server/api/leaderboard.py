@@ -2,19 +2,10 @@ from fastapi import APIRouter, Request, Response, status
 from procrastinate.exceptions import AlreadyEnqueued
 
 from server.deps import AdminDep, RuntimeDep
-from server.leaderboard.cache import LeaderboardCache, etag_matches
+from server.leaderboard.cache import etag_matches
 from server.leaderboard.schemas import LeaderboardOut
 
 router = APIRouter(tags=["leaderboard"])
-
-
-def leaderboard_cache(request: Request) -> LeaderboardCache:
-    """The app's cache, built on first use with the app's runtime (and again if the runtime was replaced)."""
-    runtime = request.app.state.runtime
-    cache: LeaderboardCache | None = getattr(request.app.state, "leaderboard_cache", None)
-    if cache is None or cache.sessions is not runtime.sessions:
-        cache = request.app.state.leaderboard_cache = LeaderboardCache(runtime.engine, runtime.sessions)
-    return cache
 
 
 # response_model documents the shape in OpenAPI; the bytes were rendered from it once per version (cache.py).
@@ -27,7 +18,7 @@ async def leaderboard(request: Request) -> Response:
     """The latest snapshot (only read here; the snapshot job computes it). Supports If-None-Match.
 
     A new snapshot is served within about a second by every API process (docs/frontend.md)."""
-    rendered = await leaderboard_cache(request).current()
+    rendered = await request.app.state.runtime.leaderboard.current()
     headers = {"Cache-Control": "no-cache"}
     if rendered.etag is not None:
         headers["ETag"] = rendered.etag

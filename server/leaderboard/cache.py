@@ -41,7 +41,7 @@ CHECK_INTERVAL_S = 1.0
 CHECK_TIMEOUT_S = 2.0  # a hung database must not hold the one check (and a cold cache's callers) for long
 _WRITES = tuple(f"{verb} {LeaderboardSnapshot.__tablename__}"
                 for verb in ("INSERT INTO", "UPDATE", "DELETE FROM"))
-_WROTE = "libra.leaderboard.wrote"  # a pooled connection's info key: it wrote a snapshot in this checkout
+_WROTE = "libra.leaderboard.wrote"  # prefix of a pooled connection's info key: it wrote a snapshot in this checkout
 
 
 @dataclass(frozen=True)
@@ -138,13 +138,14 @@ class LeaderboardCache:
         """Per engine (not global): flag a connection that wrote a snapshot; when it goes back to the pool,
         after its commit or rollback, mark the cache stale (a spurious recheck after a rollback is harmless)."""
         sync_engine = engine.sync_engine
+        wrote = f"{_WROTE}.{id(self)}"  # a key per cache: several caches may watch one engine (tests do)
 
         def after_execute(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             if statement.startswith(_WRITES):
-                conn.info[_WROTE] = True
+                conn.info[wrote] = True
 
         def checkin(_dbapi: Any, record: Any) -> None:
-            if record is not None and record.info.pop(_WROTE, False):
+            if record is not None and record.info.pop(wrote, False):
                 self.invalidate()
 
         event.listen(sync_engine, "after_cursor_execute", after_execute)

@@ -19,13 +19,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import create_engine, create_sessionmaker, libpq_url, transaction
 from core.keys.models import KeyScope
 from core.keys.service import create_key
+from core.registry import repository as registry
 from core.registry.models import ContestantStatus
 from core.registry.schemas import ContestantIn
+from core.settings import Settings
+from evaluation import service as eval_service
+from evaluation.models import RunReason, RunScope, RunStatus
+from inference import BackendPool
 from server.contestants import register
+from server.leaderboard.jobs import take_snapshot
 from tests.conftest import TEMPLATE, database_url
 from tests.http_stub import JsonHandler, StreamingHandler
 from tests.http_stub import serving as stub_serving
@@ -117,6 +124,24 @@ async def _prepare(db_url: str, base_url: str, models: list[str]) -> tuple[str, 
         return admin.plaintext, submitter.plaintext
     finally:
         await engine.dispose()
+
+
+async def evaluate_and_snapshot(sessions: async_sessionmaker[AsyncSession], settings: Settings, slugs: list[str],
+                                items_per_task: int, held_out_per_task: int) -> int | None:
+    """Evaluates each registered model on the smoke suite through the real runner, then runs the real
+    snapshot job; its new version (None when nothing changed)."""
+    backends = BackendPool(egress_allow=settings.egress_allow)
+    try:
+        for slug in slugs:
+            async with transaction(sessions) as session:
+                model = await registry.get_by_slug(session, slug)
+                run = await eval_service.create_run(session, model, "smoke", RunReason.cli, "test",
+                                                    items_per_task, held_out_per_task, RunScope.full)
+            done = await eval_service.execute_run(eval_service.EvalDeps(sessions, settings, backends), run.id)
+            assert done.status == RunStatus.finished, done.error
+        return await take_snapshot(sessions, settings, "manual")
+    finally:
+        await backends.aclose()
 
 
 @contextmanager

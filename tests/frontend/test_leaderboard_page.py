@@ -17,12 +17,8 @@ from core.db import create_engine, create_sessionmaker, transaction
 from core.registry.models import ContestantStatus
 from core.registry.schemas import ContestantIn
 from core.settings import Settings
-from evaluation import service as eval_service
-from evaluation.models import RunReason, RunScope, RunStatus
-from inference import BackendPool
 from server.contestants import register
-from server.leaderboard.jobs import take_snapshot
-from tests.frontend.conftest import Site, start_site
+from tests.frontend.conftest import Site, evaluate_and_snapshot, start_site
 from tests.http_stub import JsonHandler
 from tests.http_stub import serving as stub_serving
 
@@ -76,23 +72,17 @@ def _settings(db_url: str) -> Settings:
 async def _publish(db_url: str, answers_url: str, slugs: list[str]) -> int | None:
     """Register `slugs`, evaluate each through the real runner, then run the real snapshot job."""
     settings = _settings(db_url)
-    engine, backends = create_engine(db_url), BackendPool(egress_allow=settings.egress_allow)
+    engine = create_engine(db_url)
     sessions = create_sessionmaker(engine)
     try:
-        for slug in slugs:
-            name, organisation, _, _ = PROFILES[slug]
-            config = {"kind": "openai", "base_url": answers_url, "model": slug, "max_retries": 0}
-            async with transaction(sessions) as session:
-                model = await register(session, ContestantIn(slug=slug, display_name=name,
-                                                             organisation=organisation, config=config),
-                                       ContestantStatus.active, actor="test")
-                run = await eval_service.create_run(session, model, "smoke", RunReason.cli, "test", 6, 1,
-                                                    RunScope.full)
-            done = await eval_service.execute_run(eval_service.EvalDeps(sessions, settings, backends), run.id)
-            assert done.status == RunStatus.finished, done.error
-        return await take_snapshot(sessions, settings, "manual")
+        async with transaction(sessions) as session:
+            for slug in slugs:
+                name, organisation, _, _ = PROFILES[slug]
+                config = {"kind": "openai", "base_url": answers_url, "model": slug, "max_retries": 0}
+                await register(session, ContestantIn(slug=slug, display_name=name, organisation=organisation,
+                                                     config=config), ContestantStatus.active, actor="test")
+        return await evaluate_and_snapshot(sessions, settings, slugs, 6, 1)
     finally:
-        await backends.aclose()
         await engine.dispose()
 
 

@@ -10,14 +10,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from core.db import create_engine, create_sessionmaker, transaction
-from core.registry import repository as registry
+from core.db import create_engine, create_sessionmaker
 from core.settings import Settings
-from evaluation import service as eval_service
-from evaluation.models import RunReason, RunScope, RunStatus
-from inference import BackendPool
-from server.leaderboard.jobs import take_snapshot
-from tests.frontend.conftest import Site, start_site
+from tests.frontend.conftest import Site, evaluate_and_snapshot, start_site
 
 pytestmark = pytest.mark.browser
 
@@ -41,20 +36,10 @@ def _vote(site: Site, n: int) -> None:
 
 
 async def _evaluate_and_snapshot(db_url: str, slugs: list[str]) -> int | None:
-    settings = _settings(db_url)
-    engine, backends = create_engine(db_url), BackendPool(egress_allow=settings.egress_allow)
-    sessions = create_sessionmaker(engine)
+    engine = create_engine(db_url)
     try:
-        for slug in slugs:
-            async with transaction(sessions) as session:
-                model = await registry.get_by_slug(session, slug)
-                run = await eval_service.create_run(session, model, "smoke", RunReason.cli, "test", 2, 0,
-                                                    RunScope.full)
-            done = await eval_service.execute_run(eval_service.EvalDeps(sessions, settings, backends), run.id)
-            assert done.status == RunStatus.finished, done.error
-        return await take_snapshot(sessions, settings, "manual")
+        return await evaluate_and_snapshot(create_sessionmaker(engine), _settings(db_url), slugs, 2, 0)
     finally:
-        await backends.aclose()
         await engine.dispose()
 
 

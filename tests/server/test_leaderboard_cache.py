@@ -5,6 +5,7 @@ board, and a database that stops answering. A controllable clock stands in for w
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import httpx
 import psycopg
@@ -56,8 +57,8 @@ async def reference(session: SessionDep) -> LeaderboardOut:
 
 def app_with_cache(runtime, clock: Clock) -> FastAPI:
     app = create_app(runtime.settings, "unused://", with_worker=False)
-    app.state.runtime = runtime  # the lifespan is skipped: the fixture owns the runtime
-    app.state.leaderboard_cache = LeaderboardCache(runtime.engine, runtime.sessions, clock=clock)
+    # The lifespan is skipped: the fixture owns the runtime; its cache here runs on the test's clock.
+    app.state.runtime = replace(runtime, leaderboard=LeaderboardCache(runtime.engine, runtime.sessions, clock=clock))
     app.add_api_route(REFERENCE, reference, response_model=LeaderboardOut)
     return app
 
