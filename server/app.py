@@ -16,7 +16,9 @@ from core.settings import Settings
 from server.api import arena, battles, evaluations, health, leaderboard, models, pairing, review, votes
 from server.api import keys as keys_api
 from server.api import model_pages as model_pages_api
+from server.faults import install_fault_handlers
 from server.middleware import BodyLimit, SecurityHeaders, SessionCookie
+from server.observability import install_observability
 from server.openapi import install_docs
 from server.pages import install_pages
 from server.runtime import Runtime, close_runtime, open_runtime
@@ -111,7 +113,9 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
         app.include_router(router, prefix="/api/v1")
     app.include_router(keys_api.router, prefix="/api/v1")
     app.include_router(models.review_router, prefix="/api/v1")
+    install_fault_handlers(app)  # after the generic handlers: database outages answer 503, not 500
     _add_middleware(app, settings)
+    install_observability(app, settings)  # outermost: request ids and metrics see every answer
     install_docs(app)
     install_pages(app)
     return app
