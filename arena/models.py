@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, CheckConstraint, Enum, Float, ForeignKey, Index,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from arena.generator import this_process
 from core.db import Base, utcnow
 
 
@@ -72,6 +73,10 @@ class Battle(Base):
     address_hash: Mapped[str | None] = mapped_column(String(64))
     # How the pair was drawn (policy, weights version...), enough to replay the draw with sampling_seed.
     pairing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The process that last wrote the row ("host:pid:start", arena.generator): while the battle is
+    # generating, the one generating it, since a new battle, a next turn and a regeneration are all ORM
+    # writes of the generating process. A restart on that host fails it at once if that process is gone.
+    generator: Mapped[str | None] = mapped_column(String(160), default=this_process, onupdate=this_process)
 
 
 class BattleTurn(Base):

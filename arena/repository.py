@@ -116,3 +116,20 @@ async def expire_battles(session: AsyncSession, answered_before: datetime) -> in
         .values(status=BattleStatus.expired, finished_at=utcnow())
     )
     return result.rowcount or 0
+
+
+async def generators_on_host(session: AsyncSession, host: str) -> list[str]:
+    """The processes of this host that have battles generating (arena.orphans)."""
+    query = (select(Battle.generator).distinct()
+             .where(Battle.status == BattleStatus.generating, Battle.generator.startswith(f"{host}:", autoescape=True)))
+    return list((await session.scalars(query)).all())
+
+
+async def fail_battles_of(session: AsyncSession, generators: list[str]) -> int:
+    """Fails the generating battles of these (dead) processes, as ``fail_battle`` fails one."""
+    result = await session.execute(
+        update(Battle)
+        .where(Battle.status == BattleStatus.generating, Battle.generator.in_(generators))
+        .values(status=BattleStatus.failed, finished_at=utcnow())
+    )
+    return result.rowcount or 0

@@ -1,10 +1,14 @@
-"""Database engine, sessions and the ORM base with a constraint naming convention."""
+"""Database engine, sessions, the ORM base with a constraint naming convention, and what a lost database
+raises (``outage_kind``: the web layer answers those with 503, background work logs them once)."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import psycopg
+import psycopg_pool
 from sqlalchemy import DateTime, MetaData, make_url
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -23,7 +27,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012 - read by SQLAlchemy, never changed
 
 
 def utcnow() -> datetime:
@@ -46,8 +50,18 @@ def libpq_url(url: str) -> str:
     return make_url(sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    return create_async_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=5)
+# A database that went away must fail a request in seconds, not hold it for the minutes a TCP connect to
+# a host that drops packets takes (libpq waits forever by default; it takes whole seconds, 2 at least).
+DEFAULT_CONNECT_TIMEOUT_S = 2
+# A request waits this long for a pooled connection before it is told to come back (503), not 30 s.
+POOL_TIMEOUT_S = 10
+
+
+def create_engine(url: str, connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S) -> AsyncEngine:
+    """The pool pings a connection before lending it, so one broken by a database restart is replaced
+    on its next use and the service recovers by itself when the database returns."""
+    return create_async_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=5,
+                               pool_timeout=POOL_TIMEOUT_S, connect_args={"connect_timeout": connect_timeout_s})
 
 
 def engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
@@ -73,3 +87,47 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
     async with sessions() as session:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
+
+
+# SQLSTATEs of a server that is going away or not there yet (class 08: the connection itself).
+_GONE_STATES = {"57P01", "57P02", "57P03", "53300"}
+
+
+def outage_kind(error: BaseException) -> str | None:
+    """A short name of the outage ``error`` reports (e.g. ``OperationalError 57P01``), or None if it is
+    not one. Looks through causes, contexts and exception groups: drivers and job connectors wrap."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        kind = _own_kind(current)
+        if kind is not None:
+            return kind
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        if isinstance(current, sa_exc.DBAPIError) and current.orig is not None:
+            pending.append(current.orig)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
+
+
+def _own_kind(error: BaseException) -> str | None:
+    if isinstance(error, (sa_exc.TimeoutError, psycopg_pool.PoolTimeout)):
+        return "pool timeout"
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return f"{type(error).__name__} (connection invalidated)"
+    if isinstance(error, psycopg.Error):  # psycopg wraps the socket's own errors (refused, reset) in these
+        return _driver_kind(error)
+    return None
+
+
+def _driver_kind(error: psycopg.Error) -> str | None:
+    state = error.sqlstate
+    if state is None and isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return type(error).__name__  # raised by the client: refused, closed, timed out, lost mid-query
+    if state is not None and (state.startswith("08") or state in _GONE_STATES):
+        return f"{type(error).__name__} {state}"
+    return None

@@ -18,9 +18,17 @@ class Settings(BaseSettings):
         default=None,
         description="Postgres URL. Unset: the CLI starts an embedded Postgres in LIBRA_HOME.",
     )
+    database_connect_timeout_s: int = Field(
+        default=2, ge=2, le=60, description="Seconds a new database connection may take; past it the request "
+                                           "answers 503 (database_unavailable) instead of hanging.",
+    )
     home: Path = Field(default=Path(".libra"), description="Data folder (embedded Postgres, logs).")
     host: str = Field(default="127.0.0.1", description="Address `libra serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `libra serve` listens on.")
+    web_workers: int = Field(
+        default=1, ge=1, le=64, description="API processes `libra serve` runs on its one port (above 1: the job "
+                                            "worker runs as a process of its own).",
+    )
     max_prompt_chars: int = Field(default=8000, ge=1, description="Longest arena prompt accepted (413 above).")
     battle_max_tokens: int = Field(default=200, ge=1, le=4096, description="Token cap per arena answer.")
     battle_timeout_s: float = Field(default=120.0, gt=0, description="Time limit for one arena answer.")
