@@ -2,7 +2,8 @@
 
 A turn's generation runs as a task held by the per-process ``StreamHub`` (built with the runtime,
 cancelled at shutdown). Its events go into a ``TurnFeed`` that buffers them all, so a reader that
-comes late or reconnects with ``Last-Event-ID`` gets what it missed, then follows live.
+comes late or reconnects with ``Last-Event-ID`` gets what it missed, then follows live. A reader whose
+request reached another process follows the same feed through ``arena.relay``.
 
 Anonymity: the events say only "a" and "b". How a backend chunks its text (characters, words,
 lines) and how often it sends would tell backends apart, so text is never relayed as it arrives:
@@ -14,7 +15,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +79,10 @@ class TurnFeed:
         self.finished_at = asyncio.get_running_loop().time()
         self.finished.set()
 
-    async def follow(self, after: int = 0) -> AsyncIterator[Event | None]:
-        """Events after the first ``after``, live until ``done``; None now and then while idle (a ping)."""
+    async def follow(self, after: int = 0, idle_s: float | None = None) -> AsyncIterator[Event | None]:
+        """Events after the first ``after``, live until ``done``; None after ``idle_s`` (``PING_S``)
+        without one (a ping, or the relay's heartbeat)."""
+        idle_s = PING_S if idle_s is None else idle_s
         position = after
         while True:
             wake = self._wake
@@ -89,7 +92,7 @@ class TurnFeed:
             if self.finished.is_set():
                 return
             try:
-                await asyncio.wait_for(wake.wait(), PING_S)
+                await asyncio.wait_for(wake.wait(), idle_s)
             except TimeoutError:
                 yield None
 
@@ -174,14 +177,25 @@ class StreamHub:
             del self._feeds[battle_id]
 
 
-def replay(key: str, answers: list[BattleAnswer], status: str) -> TurnFeed:
-    """A finished generation rebuilt from the database (another process made it, or it is old)."""
+def replay(key: str, answers: list[BattleAnswer], status: str, had: Sequence[Event] = ()) -> TurnFeed:
+    """A finished generation rebuilt from the database (another process made it, or it is old).
+
+    ``had``: the events of this generation a reader already has, all of them from the first, when its
+    live source went away mid-turn (arena.relay). The replay then continues them: numbered after them,
+    with only the text each side still lacks."""
     feed = TurnFeed(key)
+    feed.events.extend(e for e in had if e.id.rpartition(".")[0] == key)
     by_side = {a.side: a for a in answers}
     for side in "ab":
+        shown = [e for e in feed.events if e.data.get("side") == side]
+        if any(e.name in ("end", "error") for e in shown):
+            continue
+        text = "".join(e.data["text"] for e in shown if e.name == "delta")
         stored = by_side.get(side)
         if stored is not None and stored.status == AnswerStatus.ok:
-            feed.emit("delta", {"side": side, "text": stored.text})
+            rest = stored.text[len(text):] if stored.text.startswith(text) else ""  # (stored text is cleaned)
+            if rest or not shown:
+                feed.emit("delta", {"side": side, "text": rest})
             feed.emit("end", {"side": side, "status": "ok"})
         else:
             feed.emit("error", {"side": side, "message": stored.error if stored else "the model failed to answer"})
