@@ -119,3 +119,21 @@ def create_app(settings: Settings, database_url: str, *, with_worker: bool = Fal
     install_docs(app)
     install_pages(app)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app of one API process among several (`libra serve --workers N`, or uvicorn's own `--factory`).
+
+    uvicorn's worker processes build their app from an import path, not from objects of the parent, so
+    this reads everything from the environment; the parent has migrated and seeded the database first and
+    left its URL (the embedded server's too) in LIBRA_DATABASE_URL. No job worker runs in here: with several
+    API processes it is a process of its own.
+    """
+    from core.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.database_url:
+        raise LibraError("LIBRA_DATABASE_URL is not set: several API processes share one database, which "
+                         "`libra serve --workers N` starts and migrates first", code="bad_setting")
+    return create_app(settings, settings.database_url)

@@ -35,9 +35,10 @@ def hard_stop(reason: str) -> None:
 class StopDeadline:
     """Counts stop requests: the first starts the deadline, the second stops at once."""
 
-    def __init__(self, timeout_s: float, what: str) -> None:
+    def __init__(self, timeout_s: float, what: str, *, announce: bool = True) -> None:
         self.timeout_s = timeout_s
         self.what = what
+        self.announce = announce  # the children of `libra serve --workers N` leave that to their parent
         self.requests = 0
         self._timer: threading.Timer | None = None
 
@@ -45,8 +46,9 @@ class StopDeadline:
         self.requests += 1
         if self.requests > 1:
             hard_stop("second Ctrl-C")
-        typer.secho(f"stopping {self.what} (at most {self.timeout_s:g} s; Ctrl-C again stops at once)...",
-                    err=True, fg=typer.colors.YELLOW)
+        if self.announce:
+            typer.secho(f"stopping {self.what} (at most {self.timeout_s:g} s; Ctrl-C again stops at once)...",
+                        err=True, fg=typer.colors.YELLOW)
         self._timer = threading.Timer(self.timeout_s, hard_stop, args=(f"{self.timeout_s:g} s deadline",))
         self._timer.daemon = True
         self._timer.start()
@@ -77,3 +79,12 @@ class Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: object) -> None:
         self._deadline.request()
         super().handle_exit(sig, frame)
+
+
+class ChildServer(Server):
+    """An API process of `libra serve --workers N`. A terminal's Ctrl-C reaches every process of its group;
+    the parent counts it and forwards one SIGTERM, so the child itself ignores SIGINT."""
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        if sig != signal.SIGINT:
+            super().handle_exit(sig, frame)
