@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from arena.identity import find_leak, rules_for
 from arena.models import AnswerStatus, BattleAnswer
 from arena.style import style_features
+from core import metrics
 from core.registry.models import Contestant
 from core.secrets import backend_config
 from core.settings import Settings
@@ -90,9 +91,11 @@ async def answer(
         result = await asyncio.wait_for(_generate(backend, messages, params, clock), timeout_s)
     except (InferenceError, TimeoutError, ValidationError) as exc:
         log.warning("arena.answer.failed", extra={"model": model.slug, "error": type(exc).__name__})
+        metrics.count_backend_error("arena", exc)
         return BattleAnswer(status=AnswerStatus.error, text="", error=describe(exc))
     except Exception:  # a backend bug fails its side of the battle, never the request
         log.exception("arena.answer.crashed", extra={"model": model.slug})
+        metrics.BACKEND_ERRORS.labels("arena", "crashed").inc()
         return BattleAnswer(status=AnswerStatus.error, text="", error=FAILED)
     return _row(model, result, clock)
 

@@ -26,6 +26,7 @@ from arena import vote_store as store
 from arena.integrity import VoteFacts, VoterIdentity, flags_for
 from arena.models import Battle, BattleStatus, Verdict
 from arena.schemas import AnswerOut, BattleOut, TurnOut, VoteIn
+from core import metrics
 from core.db import engine_of, transaction, utcnow
 from core.errors import LibraError, not_found
 from core.keys import repository as counters
@@ -72,6 +73,7 @@ async def record_vote(
             log.info("arena.vote.key_race", extra={"battle": str(battle_id)})
             continue
         if isinstance(answer, _Replay):  # the stored vote's answer, read after the claim's rollback
+            metrics.VOTES.labels("replay").inc()
             async with transaction(sessions) as session:
                 return await service.view(session, answer.battle)
         return answer
@@ -182,6 +184,7 @@ async def _store(conn: AsyncConnection, claim: store.Claim, vote: VoteIn, voter:
     cells = [style.style_cell_row(battle, vote.helpfulness, _style_totals(claim))] if counted else []
     write = store.Write(vote, key, voter, excluded, flags, claim.row.read_s, utcnow())
     await store.record(conn, battle, write, counts, cells)
+    metrics.VOTES.labels("counted" if counted else "excluded").inc()  # after the commit
     log.info("arena.vote.recorded", extra={"battle": str(battle.id), "excluded": excluded,
                                            "flags": [f.rule for f in flags]})
     return _revealed(_conversation(claim), claim, vote, excluded)

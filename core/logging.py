@@ -1,10 +1,30 @@
-"""Structured logging on the standard library: dotted event names, fields passed with ``extra``."""
+"""Structured logging on the standard library: dotted event names, fields passed with ``extra``.
+
+Every record logged while a request (or a job that a request queued) is handled carries that
+request's id as ``request_id``: ``server.observability`` sets it for a request, ``server.jobs`` for a
+job, and the filter here copies it onto each record, so one id finds every line of one action.
+"""
 
 import json
 import logging
 import sys
+from contextvars import ContextVar
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+# A context variable, not a global value: each request's task (and each job's) sees only its own id.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to a record logged while a request or one of its jobs is handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = request_id.get()
+        if current is not None and not hasattr(record, "request_id"):
+            record.request_id = current
+        return True
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -27,6 +47,7 @@ class TextFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -20,6 +20,9 @@ from typing import Any
 
 import procrastinate
 
+from core import metrics
+from core.db import engine_of
+
 log = logging.getLogger(__name__)
 
 EVALUATION_QUEUES = ("cpu", "gpu")
@@ -88,6 +91,9 @@ class Workers:
         return all(state.running for state in self.states.values())
 
     async def run(self) -> None:
+        sessions = self._context.get("sessions")
+        if sessions is not None:  # the worker's own connections, in the pool gauges of /metrics
+            metrics.watch_pool(engine_of(sessions))
         try:
             await asyncio.gather(*(self._supervise(slot) for slot in self.slots))
         finally:

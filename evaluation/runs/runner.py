@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from core import metrics
 from evaluation.runs.fingerprints import (
     generation_fingerprint,
     model_fingerprint,
@@ -155,6 +156,7 @@ async def _generation_phase(
     async def run_batch(batch: Sequence[WorkItem]) -> list[GenerationRecord]:
         records = await _generate_batch(batch, generate, settings.timeout_s)
         await store.save_generations(records)
+        _count("generated", records)
         return records
 
     jobs = [lambda b=batch: run_batch(b) for batch in _chunks(todo, settings.batch_size)]
@@ -177,7 +179,14 @@ async def _generate_batch(
     return [_generation_record(w, result) for w, result in zip(batch, results, strict=True)]
 
 
+def _count(stage: str, records: Sequence[GenerationRecord | ScoredItem]) -> None:
+    for record in records:  # items stored, by how they ended: the rate is the run's items per second
+        metrics.EVALUATION_ITEMS.labels(stage, record.status.value).inc()
+
+
 def _generation_record(w: WorkItem, result: object) -> GenerationRecord:
+    if isinstance(result, BaseException):  # a failed batch fails each of its items with the same kind
+        metrics.count_backend_error("evaluation", result)
     normalized = normalize_result(result)
     return GenerationRecord(
         fingerprint=w.generation_fp,
@@ -217,6 +226,7 @@ async def _score_phase(
     async def run_chunk(chunk: Sequence[tuple[str, WorkItem]]) -> list[ScoredItem]:
         records = await _score_chunk(chunk, generations, scorers)
         await store.save_scores(records)
+        _count("scored", records)
         return records
 
     by_task = [[entry for entry in todo if entry[1].task.name == name] for name in scorers]
