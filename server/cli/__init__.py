@@ -2,7 +2,7 @@
 
 import typer
 
-from server.cli import admin, arena, data, evaluate, release, running
+from server.cli import admin, arena, backup, data, evaluate, release, running
 
 app = typer.Typer(help="Libra Arena: rank language models on capability and safety together.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -17,6 +17,8 @@ app.add_typer(data.data_app, name="data")
 app.add_typer(arena.arena_app, name="arena")
 app.add_typer(release.export_app, name="export")
 app.command()(release.replay)
+app.command()(backup.backup)
+app.command()(backup.restore)
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
 @pytest.mark.parametrize("args", [[], ["serve"], ["worker"], ["db"], ["db", "upgrade"], ["db", "current"],
                                   ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
                                   ["models", "list"], ["models", "add"], ["models", "approve"],
-                                  ["serve-model"], ["data"], ["data", "install"], ["data", "status"],
+                                  ["serve-model"], ["backup"], ["restore"], ["data"],
+                                  ["data", "install"], ["data", "status"],
                                   ["arena"], ["arena", "weights"], ["arena", "set-weight"], ["arena", "paused"],
                                   ["arena", "resume"], ["arena", "refresh-scores"], ["export"], ["export", "votes"],
                                   ["replay"]])
