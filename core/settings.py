@@ -156,6 +156,10 @@ class Settings(BaseSettings):
         default=None, description="HMAC key of the anonymous session cookie. Unset: generated once into "
                                   "LIBRA_HOME/session.key (set it when API processes run on several hosts).",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token that /metrics requires. Unset: /metrics answers only to direct "
+                                  "clients on a loopback or private address.",
+    )
     trusted_proxies: str = Field(
         default="", description="Comma-separated proxy addresses/networks whose X-Forwarded-For is believed."
     )

@@ -67,10 +67,9 @@ def install_observability(app: FastAPI, settings: Settings) -> None:
 
 
 def metrics_token(settings: Settings) -> str | None:
-    # LIBRA_METRICS_TOKEN; read defensively until the setting is declared in core.settings.
-    token = getattr(settings, "metrics_token", None)
-    value = token.get_secret_value() if token is not None and hasattr(token, "get_secret_value") else token
-    return value or None
+    """LIBRA_METRICS_TOKEN, or None when unset or empty."""
+    token = settings.metrics_token
+    return (token.get_secret_value() if token is not None else None) or None
 
 
 def request_id_for(headers: Headers) -> str:

@@ -40,6 +40,7 @@ from server.cli.processes import (
 )
 from server.cli.stopping import StopDeadline
 from server.first_run import queue_first_run_at_start
+from server.observability import serve_worker_metrics
 from server.seed import seed_defaults
 from server.workers import slots_for
 
@@ -152,6 +153,8 @@ def worker(
              "other short jobs). Default: all, evaluations and short jobs in separate slots.")] = None,
     concurrency: Annotated[int | None, typer.Option(
         min=1, help="Evaluations at once (default LIBRA_WORKER_CONCURRENCY).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Serve this worker's metrics at http://LIBRA_HOST:PORT/metrics (default: none).")] = None,
 ) -> None:
     """Run a job worker: evaluations, leaderboard snapshots, housekeeping. Start as many as you like.
 
@@ -162,13 +165,18 @@ def worker(
         slots = slots_for(tuple(queue or ()), concurrency or settings.worker_concurrency, settings.stop_timeout_s)
     except ValueError as exc:
         fail(str(exc))
+    if metrics_port:
+        check_port_free(settings.host, metrics_port)
     stop_on_sigterm()
     deadline = StopDeadline(settings.stop_timeout_s, "the worker")
+    stop_metrics = serve_worker_metrics(settings, metrics_port) if metrics_port else None
     with database(settings) as url:
         migrate.upgrade(url)
         names = ", ".join(f"{slot.name} ({', '.join(slot.queues)})" for slot in slots)
         typer.echo(f"worker serving {names}; Ctrl-C stops")
         asyncio.run(run_slots(settings, url, slots, deadline))
+    if stop_metrics is not None:
+        stop_metrics()
     deadline.cancel()
     typer.echo("worker stopped.")
 
