@@ -180,9 +180,10 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+def start_server(env: dict[str, str], port: int, *extra: str) -> subprocess.Popen:
+    """`libra serve --no-worker [extra...]`, once it answers /readyz."""
     libra = str(Path(sys.executable).with_name("libra"))
-    process = subprocess.Popen([libra, "serve", "--port", str(port), "--no-worker"], env=env,
+    process = subprocess.Popen([libra, "serve", "--port", str(port), "--no-worker", *extra], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

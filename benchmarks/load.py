@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import psutil
 import psycopg
@@ -63,6 +62,7 @@ from benchmarks.arena import (
     load,
     register_stub_models,
     server_env,
+    start_server,
     start_stub,
     stop,
 )
@@ -255,25 +255,7 @@ def take_snapshot_now(url: str) -> int | None:
 
 def start_service(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
     """`libra serve --no-worker` (with `--workers N` above 1), once it answers /readyz."""
-    libra = str(Path(sys.executable).with_name("libra"))
-    extra = ["--workers", str(workers)] if workers > 1 else []
-    if extra and "--workers" not in subprocess.run([libra, "serve", "--help"], check=False,
-                                                   capture_output=True, text=True, env=env).stdout:
-        raise SystemExit("this `libra serve` has no --workers option yet")
-    process = subprocess.Popen([libra, "serve", "--port", str(port), "--no-worker", *extra], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"libra serve exited early:\n{process.stderr.read() if process.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{API}/readyz", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise TimeoutError("libra serve was not ready in 120 s")
+    return start_server(env, port, *(["--workers", str(workers)] if workers > 1 else []))
 
 
 # What one battle and one vote add to Postgres: these tables grow with them; the others grow with models,
