@@ -12,6 +12,7 @@ not here: they are read at scrape time by ``server.observability``.
 """
 
 import re
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
@@ -90,9 +91,16 @@ def watch_pool(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "engine_disposed", lambda _engine: DB_POOL_SIZE.dec(size))
 
 
-def _checked_out(*_: object) -> None:
+_COUNTED = "libra_metrics_checked_out"
+
+
+def _checked_out(_dbapi_connection: object, record: Any, _proxy: object) -> None:
+    record.info[_COUNTED] = True
     DB_POOL_CHECKED_OUT.inc()
 
 
-def _checked_in(*_: object) -> None:
-    DB_POOL_CHECKED_OUT.dec()
+def _checked_in(_dbapi_connection: object, record: Any) -> None:
+    # Only a check-out this gauge counted is taken back: a connection already out when the pool was first
+    # watched (a battle being generated during the first scrape) would otherwise push the gauge below zero.
+    if record is not None and record.info.pop(_COUNTED, False):
+        DB_POOL_CHECKED_OUT.dec()
