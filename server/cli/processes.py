@@ -214,19 +214,28 @@ def _become_child(name: str, parent: int) -> None:
 
 
 async def run_slots(settings: Settings, url: str, slots: list[Slot], deadline: StopDeadline,
-                    signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
-    """Runs the job slots until one of ``signals`` asks for a stop; says what interrupted jobs left."""
-    runtime = await open_runtime(settings, url, relay=False)
-    running = asyncio.create_task(Workers(runtime.jobs, runtime.job_context, slots).run())
+                    signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+                    ready: Callable[[], None] | None = None) -> None:
+    """Runs the job slots until one of ``signals`` asks for a stop; says what interrupted jobs left.
+
+    The signals are handled from the first moment, so a stop asked while the runtime opens is as clean as
+    one asked later; ``ready`` is called once the slots are about to start (a caller announces it there).
+    """
+    main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for sig in signals:
-        loop.add_signal_handler(sig, lambda: (deadline.request(), running.cancel()))
+        loop.add_signal_handler(sig, lambda: (deadline.request(), main.cancel()))
+    runtime = None
     try:
-        await running
+        runtime = await open_runtime(settings, url, relay=False)
+        if ready is not None:
+            ready()
+        await Workers(runtime.jobs, runtime.job_context, slots).run()
     except asyncio.CancelledError:
         pass
     finally:
-        await close_runtime(runtime)
+        if runtime is not None:
+            await close_runtime(runtime)
         say_notes(runtime)
 
 

@@ -173,8 +173,8 @@ def worker(
     with database(settings) as url:
         migrate.upgrade(url)
         names = ", ".join(f"{slot.name} ({', '.join(slot.queues)})" for slot in slots)
-        typer.echo(f"worker serving {names}; Ctrl-C stops")
-        asyncio.run(run_slots(settings, url, slots, deadline))
+        asyncio.run(run_slots(settings, url, slots, deadline,
+                              ready=lambda: typer.echo(f"worker serving {names}; Ctrl-C stops")))
     if stop_metrics is not None:
         stop_metrics()
     deadline.cancel()
