@@ -131,6 +131,18 @@ async def test_workers_start_again_after_the_database_was_away(runtime, eval_set
         await _until(lambda: _more_snapshots(runtime, before), 30, "a job done after the outage")
 
 
+async def test_a_job_deferred_after_a_database_restart_finds_a_live_connection(runtime) -> None:
+    """The job pool's idle connections die with a restart; the next defer must not be the one that notices."""
+    assert await queue_leaderboard_recompute(runtime.jobs)  # leaves an idle connection in the job pool
+    name = make_url(_url(runtime)).database
+    with psycopg.connect(libpq_url(database_url(_url(runtime), "postgres")), autocommit=True) as admin:
+        cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchone()
+    assert cut is not None and cut[0] >= 1
+    await runtime.engine.dispose()  # the service's own pool is not what this test is about
+    assert await queue_leaderboard_recompute(runtime.jobs)
+
+
 async def _true(value: bool) -> bool:
     return value
 
