@@ -88,6 +88,20 @@ async def test_the_first_run_waits_for_an_empty_database_and_can_be_turned_off(r
     assert await _runs(runtime) == []
 
 
+async def test_replicas_seeding_at_the_same_moment_register_each_default_once(runtime) -> None:  # noqa: ANN001
+    """Two API replicas started together both seed; the second waits for the first instead of failing."""
+
+    async def seed_once() -> list[str]:
+        async with transaction(runtime.sessions) as session:
+            added = await seed_defaults(session)
+            await asyncio.sleep(0.5)  # hold the transaction open while the other replica arrives
+            return added
+
+    first, second = await asyncio.gather(seed_once(), seed_once())
+    assert sorted(first + second) == sorted(d.slug for d in DEFAULT_CONTESTANTS)
+    assert not (first and second)  # one of them found everything already there
+
+
 def test_the_first_start_of_the_real_server_queues_the_previews(db_url: str) -> None:
     """`libra serve` itself (no worker, so nothing runs): the previews and full runs wait in the queue."""
     from tests.server.livesite import serving
