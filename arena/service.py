@@ -29,7 +29,7 @@ from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, Battl
 from arena.relay import Relay
 from arena.schemas import AnswerOut, BattleIn, BattleOut, RevealedModel, TurnIn, TurnOut, VoteIn
 from arena.streaming import SideFrames, StreamHub, TurnFeed, feed_key
-from core.db import transaction, utcnow
+from core.db import outage_kind, transaction, utcnow
 from core.errors import LibraError, conflict
 from core.registry import repository as registry
 from core.registry.models import Contestant
@@ -262,8 +262,13 @@ async def _generate(arena: Arena, job: Generation, feed: TurnFeed) -> None:
         await asyncio.shield(_fail(arena.sessions, job.battle_id))
         feed.finish("failed")
         raise
-    except Exception:  # the database failed us: readers are told, the housekeeping job fails the row later
-        log.exception("arena.turn.store_failed", extra={"battle": str(job.battle_id), "turn": job.turn})
+    except Exception as error:  # the database failed us: readers are told, the housekeeping job fails the row later
+        where = {"battle": str(job.battle_id), "turn": job.turn}
+        kind = outage_kind(error)
+        if kind is None:
+            log.exception("arena.turn.store_failed", extra=where)
+        else:  # an outage is said once per battle in one line; a traceback would add nothing
+            log.warning("arena.turn.store_failed", extra={**where, "outage": kind})
         feed.finish("failed")
         return
     feed.finish(status)
