@@ -18,6 +18,21 @@ const fresh = join(here, `dist.building-${process.pid}`);
 const pages = readdirSync(join(here, "src", "pages")).filter((f) => f.endsWith(".js") && !f.startsWith("_"));
 const entries = [...pages.map((f) => join(here, "src", "pages", f)), join(here, "src", "style.css")];
 
+// The whiskers' positions (css/leaderboard.css): one class per whole percent for each of the three custom
+// properties, because neither the server's markup nor the CSP may carry them in a style attribute.
+const whiskerSteps = {
+  name: "whisker-steps",
+  setup(b) {
+    b.onResolve({ filter: /^libra:whisker-steps$/ }, (args) => ({ path: args.path, namespace: "libra" }));
+    b.onLoad({ filter: /.*/, namespace: "libra" }, () => {
+      const steps = Array.from({ length: 101 }, (_, i) => i);
+      const rules = [["wl", "lower"], ["wu", "upper"], ["wv", "value"]].flatMap(([prefix, name]) =>
+        steps.map((i) => `.${prefix}${i}{--${name}:${i}%}`));
+      return { contents: rules.join("\n"), loader: "css" };
+    });
+  },
+};
+
 mkdirSync(join(fresh, "assets"), { recursive: true });
 const results = await Promise.allSettled(entries.map((entry) => build({
   entryPoints: [entry],
@@ -32,6 +47,7 @@ const results = await Promise.allSettled(entries.map((entry) => build({
   target: ["es2020"],
   legalComments: "linked", // the bundled libraries' licence texts travel with the bundles
   logLevel: "error",
+  plugins: [whiskerSteps],
 })));
 const partial = (name) => readFileSync(join(here, "html", `_${name}.html`), "utf8").trimEnd();
 const partials = { head: partial("head"), header: partial("header") };

@@ -1,6 +1,8 @@
 // The ranking table: columns (each with its sort key and its cell), filters, and one render that builds
 // every row into a single DocumentFragment and writes the tbody once (no layout read per row: a
-// 200-model board renders in one pass).
+// 200-model board renders in one pass). Few elements per row (text straight in the cells): the page as
+// served carries 200 rows, and the parser's time grows with them. server/leaderboard/page.py writes the same rows for the default
+// view into the page as served; keep the two alike (tests/frontend/test_leaderboard_server_rows.py).
 import { $, h, modelHref } from "../lib/dom.js";
 import {
   badges, count, intervalText, isPreview, isRanked, label, pct, provenanceText, rankText, whisker,
@@ -14,7 +16,7 @@ function bandCell(band, note) {
     td.append("–");
     return td;
   }
-  td.append(h("span", { class: "band" }, intervalText(band.value, band.lower, band.upper, 3)),
+  td.append(intervalText(band.value, band.lower, band.upper, 3),
     whisker(band.value, band.lower, band.upper));
   if (note) td.append(note);
   return td;
@@ -33,7 +35,7 @@ function ratingCell(rating, domain) {
     td.append("–");
     return td;
   }
-  td.append(h("span", { class: "band" }, intervalText(rating.rating, rating.lower, rating.upper, 0)),
+  td.append(intervalText(rating.rating, rating.lower, rating.upper, 0),
     whisker(rating.rating, rating.lower, rating.upper, domain));
   return td;
 }
@@ -48,7 +50,7 @@ function evidenceCell(row) {
   const items = row.evaluation ? count(row.evaluation.items, "items") : "no evaluation yet";
   const votes = row.votes || { helpfulness: 0, safety: 0 };
   const td = h("td", { class: "based-on", title: provenanceText(row.provenance) },
-    h("span", {}, `${items} · `), h("span", {}, `${count(votes.helpfulness, "helpful")} / ${count(votes.safety, "safety votes")}`));
+    `${items} · ${count(votes.helpfulness, "helpful")} / ${count(votes.safety, "safety votes")}`);
   if (row.provenance && row.evaluation) {
     td.append(h("span", { class: "axis-items" }, `c ${row.provenance.items.capability} · s ${row.provenance.items.safety} scored`));
   }
@@ -117,13 +119,14 @@ export function sorted(rows, cols, sort) {
   });
 }
 
-/** The header row: a button per column (click or Enter sorts), aria-sort on the sorted column. */
-export function renderHeader(table, cols, sort, onSort) {
+/** The header row: a button per column (click or Enter sorts: the page listens on the thead, so that
+ *  the header the server wrote works as it is), aria-sort on the sorted column. */
+export function renderHeader(table, cols, sort) {
   const row = $("thead tr", table);
   row.replaceChildren(...cols.map((c) => {
     const active = c.id === sort.id;
     const th = h("th", { scope: "col", "aria-sort": active ? (sort.direction === "asc" ? "ascending" : "descending") : null });
-    th.append(h("button", { type: "button", class: "sort", dataset: { column: c.id }, onclick: () => onSort(c) },
+    th.append(h("button", { type: "button", class: "sort", dataset: { column: c.id } },
       c.title, h("span", { class: "sort-mark", "aria-hidden": "true" }, active ? (sort.direction === "asc" ? " ▲" : " ▼") : "")));
     return th;
   }));

@@ -1,6 +1,10 @@
 // The leaderboard page (issue 12): the ranking table (sortable, filterable), the capability-versus-
 // safety scatter, the heat map by category or attack, evaluation progress and the methodology.
 //
+// The page arrives with the ranking already in the table and the board's JSON in a data block
+// (server/leaderboard/page.py): the script adopts those rows as they are, and renders the table itself
+// only on a sort, a filter, a progress change or a new version.
+//
 // It keeps itself current without a reload: it asks for the snapshot with If-None-Match every 15 s
 // (every 3 s while evaluations run) and whenever the tab becomes visible again; a 304 costs nothing,
 // a new version is re-rendered in place, keeping the visitor's filters and sort, and announced.
@@ -19,6 +23,7 @@ const state = {
   etag: null, data: null, progress: null, progressKey: "", lastActive: 0, timer: null, busy: false,
   sort: { id: "rank", direction: "asc" },
   view: { text: "", organisation: "", status: "", category: "", attack: "", provisional: false },
+  cols: null, // the table's columns as last rendered (the header's clicks look them up)
   chartWidth: 0,
   seen: new Set(), // the chart sections that have come near the viewport
   watching: false,
@@ -100,20 +105,49 @@ function ratingDomain() {
   return bounds.length ? [Math.min(...bounds), Math.max(...bounds)] : [0, 1];
 }
 
-function renderTable() {
+function tableColumns() {
   const context = { whyUnranked: (r) => whyUnranked(r, state.progress), ratingDomain: ratingDomain() };
-  const cols = columns(state.view, context);
-  if (!cols.some((c) => c.id === state.sort.id)) state.sort = { id: "rank", direction: "asc" };
+  state.cols = columns(state.view, context);
+  if (!state.cols.some((c) => c.id === state.sort.id)) state.sort = { id: "rank", direction: "asc" };
+  return state.cols;
+}
+
+function renderTable() {
+  const cols = tableColumns();
   const table = $("#board");
   // A re-render (new snapshot, progress) must not take the focus away from a sort button.
   const focused = document.activeElement && document.activeElement.closest("#board th button");
-  renderHeader(table, cols, state.sort, onSort);
+  renderHeader(table, cols, state.sort);
+  table.style.setProperty("--bands", String(cols.length - 5)); // the grid's score columns (css/leaderboard.css)
   if (focused) $(`#board th button[data-column="${CSS.escape(focused.dataset.column)}"]`)?.focus();
   const shown = sorted(visible(), cols, state.sort);
   renderBody(table, shown, cols, { byRank: state.sort.id === "rank" && state.sort.direction === "asc" });
-  $("#board-empty").hidden = rows().length > 0;
+  showCount(shown.length);
+}
+
+function showCount(shown) {
   const total = rows().length;
-  $("#filter-count").textContent = shown.length === total ? `${total} models` : `${shown.length} of ${total} models shown`;
+  $("#board-empty").hidden = total > 0;
+  $("#filter-count").textContent = shown === total ? `${total} models` : `${shown} of ${total} models shown`;
+}
+
+/** The rows the server wrote are the default view's (rank order, no filter, no progress yet): kept as they
+ *  are unless the visitor's view differs (a browser may restore the filters' values on "back"). */
+function adoptTable() {
+  const defaultView = Object.values(state.view).every((v) => !v) && state.sort.id === "rank"
+    && state.sort.direction === "asc";
+  if (!defaultView || $("#board tbody").rows.length !== rows().length) {
+    renderTable();
+    return;
+  }
+  tableColumns();
+  showCount(rows().length);
+}
+
+function onHeaderClick(event) {
+  const button = event.target.closest("button.sort");
+  const column = button && state.cols && state.cols.find((c) => c.id === button.dataset.column);
+  if (column) onSort(column);
 }
 
 function onSort(column) {
@@ -137,6 +171,8 @@ async function renderCharts() {
   if (!state.seen.has("scatter-section") && !state.seen.has("heatmap-section")) return;
   charts = charts || import("./_leaderboard_charts.js");
   const { drawHeatmap, drawScatter } = await charts;
+  // The ResizeObserver has given the width by now (it reports before the IntersectionObserver does):
+  // reading clientWidth here would force a layout of the whole table.
   const width = state.chartWidth || $("#scatter").clientWidth;
   state.chartWidth = width;
   if (state.seen.has("scatter-section")) drawScatter($("#scatter"), $("#scatter-tip"), visible().filter(isRanked), width);
@@ -159,10 +195,10 @@ function watchCharts() {
       observer.unobserve(entry.target);
     }
     if (state.seen.has("methodology") && !state.methodology) loadMethodology();
-    if (near.some((e) => e.target.id !== "methodology") && state.data) renderCharts();
-    // The first call reports every section: the table and the charts in view are drawn now, which is
-    // what benchmarks/frontend.py waits for.
-    document.body.dataset.ready = "leaderboard";
+    const drawn = near.some((e) => e.target.id !== "methodology") && state.data ? renderCharts() : null;
+    // The first call reports every section: once the charts in view are drawn, the table and they are
+    // on the page, which is what benchmarks/frontend.py waits for.
+    Promise.resolve(drawn).finally(() => { document.body.dataset.ready = "leaderboard"; });
   }, { rootMargin: "300px 0px" });
   for (const id of ["scatter-section", "heatmap-section", "methodology"]) observer.observe(document.getElementById(id));
 }
@@ -228,19 +264,38 @@ function watchWidth() {
   let frame = 0;
   new ResizeObserver((entries) => {
     const width = Math.round(entries[0].contentRect.width);
+    if (!state.chartWidth) state.chartWidth = width; // the first report: nothing is drawn yet
     if (!state.data || Math.abs(width - state.chartWidth) < 8) return;
     cancelAnimationFrame(frame);
     frame = requestAnimationFrame(() => { state.chartWidth = width; renderCharts(); });
   }).observe($("#scatter"));
 }
 
+/** The board the server put in the page, if it did: shown at once, and the first poll is a 304. */
+function adopt() {
+  const block = document.getElementById("board-data");
+  if (!block) return false;
+  state.data = JSON.parse(block.textContent);
+  state.etag = block.dataset.etag || null;
+  block.remove(); // its text is parsed: no need to keep a second copy in the document
+  performance.mark("leaderboard:render-start");
+  renderMeta();
+  renderFilters();
+  adoptTable();
+  performance.mark("leaderboard:table");
+  watchCharts();
+  return true;
+}
+
 function start() {
   const form = $("#filters");
   form.addEventListener("input", onFilter);
   form.addEventListener("submit", (event) => event.preventDefault());
+  $("#board thead").addEventListener("click", onHeaderClick);
   $("#heatmap-dimension").addEventListener("change", () => { if (state.data) renderCharts(); });
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") refresh(); });
   watchWidth();
+  adopt();
   refresh();
 }
 
