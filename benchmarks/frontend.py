@@ -9,12 +9,13 @@ line of stdout is one JSON object with the figures, the baselines measured in th
   gets), against a real `libra serve --no-worker` whose database holds a 50-model snapshot. The client
   and server helpers are the arena benchmark's (benchmarks/arena.py): its notes on a 2-core machine
   apply (the client competes with the server for CPU, which lowers the /healthz baseline).
-- render: a 200-model snapshot on `/leaderboard` in headless Chromium, from navigation start until the
-  page says it is ready (`document.body.dataset.ready === "leaderboard"`, else 200 rows in the table
-  `#board` and an SVG in `#scatter`, or the scatter below the first screen, as the page draws its charts
-  when they scroll into view; the page as built in frontend/dist: rebuild it first), against a static page holding a plain table of the same 200 rows with the
-  same stylesheet, served over HTTP by a local static server; a fresh browser context per run (no cache
-  carried over), medians of N runs each.
+- render: a 200-model snapshot on `/leaderboard` in headless Chromium, from navigation start until it is
+  rendered, against a static page holding a plain table of the same 200 rows with the same stylesheet,
+  served over HTTP by a local static server; a fresh browser context per run (no cache carried over),
+  medians of N runs each, interleaved. "Rendered", for both pages alike, is the later of: the 200 rows are
+  in the document (for the leaderboard also its scatter drawn, or below the first screen, as the page
+  draws its charts when they scroll into view; or the page's own `data-ready="leaderboard"`), and the
+  first contentful paint. The page is measured as built in frontend/dist: rebuild it first.
 
 Snapshots are written the way the snapshot job writes them: synthetic models, votes and scored items go
 through the real `service.compute` and `service.payload`, then `repository.add`.
@@ -68,7 +69,7 @@ class Plan:
 
 
 def plan(quick: bool) -> Plan:
-    return Plan(phase_s=1.0, read_rounds=3, render_runs=3) if quick else Plan(phase_s=3.0, read_rounds=5,
+    return Plan(phase_s=1.0, read_rounds=3, render_runs=5) if quick else Plan(phase_s=3.0, read_rounds=5,
                                                                                render_runs=9)
 
 
@@ -222,30 +223,50 @@ def measure_read(url: str, base: str, port: int, p: Plan, seed: int) -> dict[str
 # --- render ---------------------------------------------------------------------------------------------------
 
 # Recorded from inside the page, so that Playwright's own round trips are not timed: performance.now() is
-# milliseconds since navigation start. A MutationObserver sees the condition the moment it holds. Read back
-# through an attribute: the page's CSP forbids the eval behind Playwright's wait_for_function.
+# milliseconds since navigation start. "Rendered" is the later of two moments, for both pages alike: the
+# rows are in the document (a MutationObserver sees the condition the moment it holds) and the page has
+# painted (the first-contentful-paint entry). The first alone would count a page whose rows are parsed but
+# whose first frame waits for its stylesheet; the second alone would count a first frame that holds part
+# of the table. Read back through attributes: the page's CSP forbids the eval behind Playwright's
+# wait_for_function.
 READY_PROBE = """
 (() => {
-  const ready = () => {
-    const body = document.body;
-    if (!body) return false;
-    if (body.dataset.ready === "leaderboard" || body.dataset.ready === "static") return true;
-    if (body.dataset.ready) return false;
-    // Until the page sets its signal: the table's rows (#board, or the #leaderboard-table first asked
-    // for) and the scatter's SVG, unless the scatter lies below the first screen (the page draws its
-    // charts when they scroll into view). One layout read, once the rows are there.
-    const rows = document.querySelectorAll("#board tbody tr, #leaderboard-table tbody tr").length;
-    if (rows < ROWS) return false;
+  const marks = {};  // the init script runs before the document has its root element: kept here first
+  const signalled = () => document.body && document.body.dataset.ready === "leaderboard";
+  const rowsIn = () => signalled()
+    || document.querySelectorAll("#board tbody tr, #leaderboard-table tbody tr").length >= ROWS;
+  // When the charts are in: at once for the plain table, or when the scatter lies below the first screen
+  // (the page draws its charts when they scroll into view); else when the scatter's SVG (or the page's
+  // own signal, set once the charts in view are drawn) is seen. Asked only once the page has painted, when
+  // its layout is done: a layout read before that forces one while the parser is still at work (50-100
+  // ms here), a cost the static page does not pay.
+  const chartsAt = () => {
+    if (marks.charts !== undefined) return marks.charts;
     const scatter = document.getElementById("scatter");
-    if (!scatter) return document.querySelector("main svg") !== null;
-    return scatter.querySelector("svg") !== null || scatter.getBoundingClientRect().top >= window.innerHeight;
+    if (document.body.dataset.ready === "static" || (scatter && scatter.getBoundingClientRect().top >= window.innerHeight)) {
+      marks.charts = 0;
+    } else if (signalled() || document.querySelector(scatter ? "#scatter svg" : "main svg")) {
+      marks.charts = performance.now();
+    }
+    return marks.charts;
   };
   const check = () => {
     const root = document.documentElement;
-    if (!root.hasAttribute("data-bench-ready") && ready()) root.setAttribute("data-bench-ready", performance.now());
+    if (!root || root.hasAttribute("data-bench-ready")) return;
+    if (marks.rows === undefined && rowsIn()) marks.rows = performance.now();
+    if (marks.rows === undefined || marks.paint === undefined || chartsAt() === undefined) return;
+    root.setAttribute("data-bench-rows", marks.rows);
+    root.setAttribute("data-bench-paint", marks.paint);
+    root.setAttribute("data-bench-ready", Math.max(marks.rows, marks.paint, marks.charts));
   };
   new MutationObserver(check).observe(document, {subtree: true, childList: true, attributes: true});
   document.addEventListener("DOMContentLoaded", check);
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if (entry.name === "first-contentful-paint") marks.paint = entry.startTime;
+    }
+    check();
+  }).observe({type: "paint", buffered: true});
 })();
 """.replace("ROWS", str(RENDER_MODELS))
 
@@ -286,8 +307,9 @@ def serve_static(page: bytes) -> tuple[ThreadingHTTPServer, str]:
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/static-table"
 
 
-def time_page(browser: Any, url: str) -> float | None:
-    """Milliseconds from navigation start until the page is ready; None if it never is."""
+def time_page(browser: Any, url: str) -> dict[str, float] | None:
+    """Milliseconds from navigation start until the rows are in the document (`rows`), the first
+    contentful paint (`paint`) and the later of the two (`ready`); None if the page never gets there."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -299,7 +321,8 @@ def time_page(browser: Any, url: str) -> float | None:
             page.wait_for_selector("html[data-bench-ready]", state="attached", timeout=READY_TIMEOUT_MS)
         except PlaywrightTimeout:  # the page never showed the 200 rows
             return None
-        return float(page.get_attribute("html", "data-bench-ready") or "nan")
+        return {mark: float(page.get_attribute("html", f"data-bench-{mark}") or "nan")
+                for mark in ("ready", "rows", "paint")}
     finally:
         context.close()
 
@@ -317,14 +340,26 @@ def render_runs(base: str, static_url: str, runs: int) -> dict[str, Any]:
         try:
             time_page(browser, static_url)  # warm-up of both: the browser's own first start, disk caches
             time_page(browser, base + "/leaderboard")
-            page_ms, static_ms = [], []
+            page, static = [], []
             for _ in range(runs):  # interleaved, so that a noisy moment hits both sides
-                page_ms.append(time_page(browser, base + "/leaderboard"))
-                static_ms.append(time_page(browser, static_url))
+                page.append(time_page(browser, base + "/leaderboard"))
+                static.append(time_page(browser, static_url))
         finally:
             browser.close()
-    return {"runs": runs, "leaderboard_ms": page_ms, "static_ms": static_ms,
-            "leaderboard_median_ms": _median(page_ms), "static_median_ms": _median(static_ms)}
+
+    def marks(found: list[dict[str, float] | None], mark: str) -> list[float | None]:
+        return [None if f is None else round(f[mark], 1) for f in found]
+
+    figures: dict[str, Any] = {"runs": runs}
+    for name, found in (("leaderboard", page), ("static", static)):
+        figures[f"{name}_ms"] = marks(found, "ready")
+        figures[f"{name}_median_ms"] = _median(marks(found, "ready"))
+        for mark in ("rows", "paint"):
+            figures[f"{name}_{mark}_median_ms"] = _median(marks(found, mark))
+    # Shown, not a target: the rows in the document alone, without the paint.
+    ratio = _ratio(figures["leaderboard_rows_median_ms"], figures["static_rows_median_ms"])
+    figures["rows_in_document_ratio"] = None if ratio is None else round(ratio, 3)
+    return figures
 
 
 def measure_render(url: str, base: str, p: Plan, seed: int) -> dict[str, Any]:

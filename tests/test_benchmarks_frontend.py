@@ -78,3 +78,36 @@ def test_targets_have_value_goal_and_met() -> None:
 def test_a_render_median_needs_every_run() -> None:
     assert frontend._median([3.0, 1.0, 2.0]) == 2.0
     assert frontend._median([3.0, None, 2.0]) is None  # a run that never got ready is not dropped silently
+
+
+def _plain_rows(n: int) -> list[dict]:
+    """The fields static_table reads, without a snapshot's cost."""
+    band = {"value": 0.5, "lower": 0.4, "upper": 0.6}
+    return [{"rank": {"best": i + 1}, "display_name": f"model {i}", "organisation": "org", "overall": band,
+             "capability": band, "safety": band, "votes": {"helpfulness": i}} for i in range(n)]
+
+
+def test_the_render_probe_waits_for_every_row_and_the_first_paint(monkeypatch) -> None:
+    """In Chromium: "rendered" is the later of all rows in the document and the first contentful paint,
+    and a page that says ready on its <body> but lacks rows is never ready (the probe used to accept the
+    static page's <body> tag before any row was parsed)."""
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setattr(frontend, "READY_TIMEOUT_MS", 2_000)
+    pages = [frontend.static_table(_plain_rows(n), "data:text/css,") for n in (frontend.RENDER_MODELS, 10)]
+    servers = [frontend.serve_static(page.encode()) for page in pages]
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=frontend.CHROMIUM, headless=True,
+                                         args=frontend.CHROMIUM_ARGS)
+            try:
+                full = frontend.time_page(browser, servers[0][1])
+                short = frontend.time_page(browser, servers[1][1])
+            finally:
+                browser.close()
+    finally:
+        for httpd, _ in servers:
+            httpd.shutdown()
+    assert full is not None and full["rows"] > 0 and full["paint"] > 0
+    assert full["ready"] == max(full["rows"], full["paint"])
+    assert short is None
