@@ -78,3 +78,15 @@ async def test_a_process_that_takes_a_battle_up_again_becomes_its_generator(runt
         battle.status, battle.turns = BattleStatus.generating, 2  # what arena.service.add_turn writes
     async with transaction(runtime.sessions) as session:
         assert (await session.get(Battle, battle_id)).generator == this_process()
+
+
+def test_a_step_of_the_wall_clock_leaves_a_live_process_alive(monkeypatch) -> None:
+    """The boot time that /proc/stat reports is the wall clock minus the uptime, so it moves when the
+    clock is stepped or slewed (a CI run saw it move by a second between two reads). A process's start
+    must not move with it, or a live process is taken for dead and its battles are failed."""
+    import psutil._pslinux
+
+    name = this_process()
+    booted = psutil._pslinux.boot_time()
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: booted + 1.0)  # what psutil adds to a start
+    assert is_alive_here(name)
