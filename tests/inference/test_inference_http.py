@@ -370,3 +370,58 @@ def test_key_is_not_in_the_backend_repr() -> None:
     assert isinstance(config, OpenAIConfig)
     key = resolve_api_key(config, {"K": SECRET})
     assert key is not None and SECRET not in repr(key) and SECRET not in str(key)
+
+
+# --- connection reuse -----------------------------------------------------------------------------------------
+
+
+class CountingEndpoint:
+    """A real endpoint that streams a short answer and records the client port of each call: the same
+    port on every call means one kept-alive connection. ``stall_after_done`` keeps the body open after
+    [DONE], as a misbehaving server might."""
+
+    def __init__(self, *, stall_after_done: bool = False) -> None:
+        self.ports: list[int] = []
+        self.stall_after_done = stall_after_done
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v1/chat/completions", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> Response:
+        assert request.client is not None
+        self.ports.append(request.client.port)
+        await request.body()
+        return StreamingResponse(self._events(), media_type="text/event-stream")
+
+    async def _events(self) -> AsyncIterator[str]:
+        yield 'data: {"choices": [{"index": 0, "delta": {"content": "fine"}, "finish_reason": "stop"}]}\n\n'
+        yield "data: [DONE]\n\n"
+        if self.stall_after_done:
+            await asyncio.sleep(30)
+
+
+@pytest.mark.asyncio
+async def test_streamed_answers_reuse_one_connection(serve: Any) -> None:
+    endpoint = CountingEndpoint()
+    with serve(endpoint.app()) as url:
+        pool = BackendPool()
+        try:
+            backend = pool.get(_config(url))
+            results = [await backend.stream(QUESTION, SamplingParams()).collect() for _ in range(5)]
+        finally:
+            await pool.aclose()
+    assert [r.text for r in results] == ["fine"] * 5
+    assert len(set(endpoint.ports)) == 1, f"one connection per answer: client ports {endpoint.ports}"
+
+
+@pytest.mark.asyncio
+async def test_a_server_that_stalls_after_done_still_ends_the_answer(serve: Any) -> None:
+    endpoint = CountingEndpoint(stall_after_done=True)
+    with serve(endpoint.app()) as url:
+        pool = BackendPool()
+        try:
+            async with asyncio.timeout(10):  # the tail is given up after DRAIN_TIMEOUT_S, not the read timeout
+                result = await pool.get(_config(url, timeout_s=60)).stream(QUESTION, SamplingParams()).collect()
+        finally:
+            await pool.aclose()
+    assert (result.text, result.finish_reason, result.complete) == ("fine", "stop", True)
