@@ -1,7 +1,7 @@
 """Models that keep failing in the arena: counted per answer, paused from pairing at a limit.
 
-`record_answer` runs in the transaction that stores each answer, so a run of failures and the pause
-it causes commit with the answers themselves. A paused model is never drawn (arena.pairing) until an
+A battle's answers and the health they change commit together (arena.turn_store, in one statement);
+`record_answer` is the same rule through the ORM, for callers that hold a session. A paused model is never drawn (arena.pairing) until an
 admin resumes it; resuming starts a fresh run.
 """
 
@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arena import pairing_repository as repo
+from arena.turn_store import Failure
 from core.db import utcnow
 from core.errors import conflict
 from core.registry import repository as registry
@@ -46,6 +47,13 @@ async def record_answer(session: AsyncSession, model_id: int, ok: bool, error: s
     run, paused_at = await repo.add_failure(session, model_id, error, limit, now)
     if paused_at == now:  # this failure reached the limit; a model already paused keeps its first time
         log.warning("arena.model.paused", extra={"model_id": model_id, "failures_in_row": run, "error": error})
+
+
+def log_failure(failure: Failure, now: datetime) -> None:
+    """The warning of a failure that reached the limit (arena.turn_store stored it with the answers)."""
+    if failure.paused_at == now:  # a model already paused keeps its first time
+        log.warning("arena.model.paused", extra={"model_id": failure.model_id,
+                                                 "failures_in_row": failure.failures_in_row, "error": failure.error})
 
 
 async def paused_models(session: AsyncSession) -> list[PausedModel]:

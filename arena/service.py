@@ -20,16 +20,17 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from arena import answering, health, pairing, prompts, streaming
+from arena import answering, health, pairing, prompts, streaming, turn_store
 from arena import repository as repo
 from arena.answering import storable  # noqa: F401  (kept importable from here)
 from arena.identity import IDENTITY_RULES_VERSION
 from arena.integrity import VoterIdentity
-from arena.models import AnswerStatus, Battle, BattleAnswer, BattleStatus, BattleTurn
+from arena.models import Battle, BattleAnswer, BattleStatus, BattleTurn
 from arena.relay import Relay
 from arena.schemas import AnswerOut, BattleIn, BattleOut, RevealedModel, TurnIn, TurnOut, VoteIn
 from arena.streaming import SideFrames, StreamHub, TurnFeed, feed_key
-from core.db import outage_kind, transaction, utcnow
+from arena.vote_store import connection
+from core.db import engine_of, outage_kind, transaction, utcnow
 from core.errors import LibraError, conflict
 from core.registry import repository as registry
 from core.registry.models import Contestant
@@ -62,6 +63,15 @@ class Arena:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What a turn's generation stored: the battle's status after it (None: the battle is gone) and the
+    answers, side a first. The request that waited builds its answer from this, not from another read."""
+
+    status: BattleStatus | None
+    answers: list[BattleAnswer]
+
+
+@dataclass(eq=False)
 class Generation:
     """One turn (or its regeneration) to answer: each side gets its own conversation."""
 
@@ -73,6 +83,7 @@ class Generation:
     # Set once the turn's rows are committed: answers are stored only after that (a generation may start
     # before the commit, and a fast backend would otherwise finish before its battle exists).
     committed: asyncio.Event = field(default_factory=asyncio.Event)
+    outcome: Outcome | None = None  # set once the answers are stored
 
 
 def vote_window_closed(battle: Battle, settings: Settings | None) -> bool:
@@ -244,10 +255,18 @@ async def _finish_launch(arena: Arena, job: Generation, feed: TurnFeed, wait: bo
     if wait:
         await feed.finished.wait()  # a client that leaves stops waiting; the generation goes on
     elif fresh is not None:  # a new battle still generating: nothing to read back yet
-        first = TurnOut(turn=1, prompt=fresh.prompt, answers=[])
-        return BattleOut(id=fresh.id, prompt=fresh.prompt, status=BattleStatus.generating,
-                         created_at=fresh.created_at, answers=[], turns=[first])
+        return _first_turn(fresh, BattleStatus.generating, [])
+    outcome = job.outcome
+    if fresh is not None and outcome is not None and outcome.status is not None:  # as stored, without a read
+        return _first_turn(fresh, outcome.status, [AnswerOut(side=side, status=a.status, text=a.text, error=a.error)
+                                                   for side, a in zip("ab", outcome.answers, strict=True)])
     return await get(arena.sessions, job.battle_id)
+
+
+def _first_turn(battle: Battle, status: BattleStatus, answers: list[AnswerOut]) -> BattleOut:
+    """A new battle's view (arena.service.view of a one-turn battle) from what this process wrote."""
+    return BattleOut(id=battle.id, prompt=battle.prompt, status=status, created_at=battle.created_at,
+                     answers=answers, turns=[TurnOut(turn=1, prompt=battle.prompt, answers=list(answers))])
 
 
 async def _generate(arena: Arena, job: Generation, feed: TurnFeed) -> None:
@@ -286,31 +305,25 @@ async def _fail(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID
 
 
 async def _store_answers(arena: Arena, job: Generation, answers: Sequence[BattleAnswer | None]) -> str:
-    """Stores the turn's answers; returns the ``done`` status ('ready' or 'failed')."""
-    async with transaction(arena.sessions) as session:
-        battle = await repo.get_battle(session, job.battle_id, lock=True)
-        for side, answer, model in zip("ab", answers, job.models, strict=True):
-            assert answer is not None  # both side tasks have finished
-            answer.battle_id, answer.side, answer.turn = battle.id, side, job.turn
-            session.add(answer)
-            await health.record_answer(session, model.id, answer.status == AnswerStatus.ok, answer.error,
-                                       arena.settings)
-        leaked = [a.side for a in answers if a is not None and a.identity_match]
-        if leaked:  # any turn's leak flags the whole battle, for good
-            log.info("arena.identity.leak", extra={"battle": str(battle.id), "sides": leaked, "turn": job.turn})
-        battle.identity_leak = bool(battle.identity_leak) or bool(leaked)
-        battle.identity_rules_version = IDENTITY_RULES_VERSION
-        all_ok = all(a is not None and a.status == AnswerStatus.ok for a in answers)
-        if battle.status == BattleStatus.generating:  # else housekeeping or shutdown failed it meanwhile
-            now = utcnow()
-            battle.status = BattleStatus.ready if all_ok else BattleStatus.failed
-            battle.answered_at, battle.finished_at = (now, None) if all_ok else (None, now)
-        turn = await repo.get_turn(session, battle.id, job.turn)
-        if turn is not None:
-            turn.finished_at = utcnow()
-        log.info("arena.turn.answered", extra={"battle": str(battle.id), "turn": job.turn,
-                                               "status": battle.status.value})
-        return "ready" if battle.status == BattleStatus.ready else "failed"
+    """Stores the turn's answers, the models' health and the battle's new status in one round trip
+    (arena.turn_store); returns the ``done`` status ('ready' or 'failed')."""
+    assert all(answer is not None for answer in answers)  # both side tasks have finished
+    done = [answer for answer in answers if answer is not None]
+    now = utcnow()
+    async with connection(engine_of(arena.sessions)) as conn:
+        stored = await turn_store.store_turn(
+            conn, job.battle_id, job.turn, done, [model.id for model in job.models],
+            rules_version=IDENTITY_RULES_VERSION, failures_to_pause=health.failures_to_pause(arena.settings), now=now)
+    where = {"battle": str(job.battle_id), "turn": job.turn}
+    for failure in stored.failures:
+        health.log_failure(failure, now)
+    leaked = [side for side, answer in zip("ab", done, strict=True) if answer.identity_match]
+    if leaked:  # any turn's leak flags the whole battle, for good
+        log.info("arena.identity.leak", extra={**where, "sides": leaked})
+    status = "ready" if stored.status == BattleStatus.ready else "failed"
+    log.info("arena.turn.answered", extra={**where, "status": stored.status.value if stored.status else "gone"})
+    job.outcome = Outcome(stored.status, done)
+    return status
 
 
 @dataclass(frozen=True)

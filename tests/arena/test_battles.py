@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from arena.models import Battle, BattleStatus, PairCount
 from core.db import libpq_url, transaction
-from core.registry.models import ContestantStatus
+from core.registry.models import Contestant, ContestantStatus
 from core.registry.schemas import ContestantIn
 from core.settings import Settings
 from server.contestants import register
@@ -104,3 +104,21 @@ async def test_a_model_that_fails_records_the_failure_and_blocks_the_vote(client
     assert vote.status_code == 409
     async with transaction(runtime.sessions) as session:
         assert (await session.get(Battle, uuid.UUID(battle["id"]))).status == BattleStatus.failed
+
+
+async def test_a_new_battle_answers_as_a_later_read_of_it_does(client, runtime, seeded) -> None:
+    """The creating request builds its answer from what it stored, without reading it back: it must be the
+    same document a GET returns, for a ready battle and for one whose sides failed."""
+    ready = await client.post("/api/v1/battles", json={"prompt": "How do plants make food?"})
+    dead = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0, "timeout_s": 2}
+    async with transaction(runtime.sessions) as session:
+        for model in await session.scalars(select(Contestant)):
+            model.status = ContestantStatus.retired
+        for slug in ("dead-one", "dead-two"):
+            entry = ContestantIn(slug=slug, display_name=slug, organisation="t", config=dead)
+            await register(session, entry, ContestantStatus.active, actor="test")
+    failed = await client.post("/api/v1/battles", json={"prompt": "hello"})
+    for created, status in ((ready, "ready"), (failed, "failed")):
+        assert created.status_code == 201 and created.json()["status"] == status, created.text
+        read = await client.get(f"/api/v1/battles/{created.json()['id']}")
+        assert read.status_code == 200 and read.json() == created.json()
