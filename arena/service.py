@@ -154,8 +154,7 @@ async def _create(arena: Arena, prompt: prompts.ResolvedPrompt, seed: int, rng: 
         # Started before the rows are written, so the backends' first tokens overlap the inserts and the
         # commit; the answers are stored (under the battle's row lock) long after. Cancelled if this fails.
         started.append(feed := _start(arena, job))
-        session.add(battle)
-        session.add(BattleTurn(battle_id=battle.id, turn=1, prompt=prompt.text))
+        await repo.insert_battle(session, battle)  # with its first turn
     started.clear()  # committed: from here the generation outlives this request
     job.committed.set()
     return await _finish_launch(arena, job, feed, wait, fresh=battle)
