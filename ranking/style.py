@@ -10,6 +10,7 @@ the vote path can keep the per-cell counts and covariate sums up to date.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -129,10 +130,21 @@ def vote_cell(
 ) -> tuple[int, tuple[float, ...]]:
     """One vote's joint bin and covariates, oriented low model first (the vote path stores these).
 
-    The same arithmetic as `from_votes`, so summing these per cell reproduces its cells.
+    The same arithmetic as `from_votes`, so summing these per cell reproduces its cells. In plain floats,
+    not numpy: it runs once per vote, where numpy's cost per call on four numbers was most of its time
+    (0.25 ms); IEEE float64 division and `bisect_right` (numpy's `digitize`) give the same bits.
     """
-    z = style_difference(np.asarray([style_lo], float), np.asarray([style_hi], float))
-    return int(joint_bin(z, config)[0]), tuple(float(v) for v in z[0])
+    z = tuple(_difference(float(lo), float(hi)) for lo, hi in zip(style_lo, style_hi, strict=True))
+    index = 0
+    for value, edges in zip(z, config.edges, strict=True):
+        index = index * (len(edges) + 1) + bisect.bisect_right(edges, value)
+    return index, z
+
+
+def _difference(lo: float, hi: float) -> float:
+    """`style_difference` of one feature."""
+    total = lo + hi
+    return (lo - hi) / total if total > 0 else 0.0
 
 
 def joint_bins(config: StyleConfig) -> int:

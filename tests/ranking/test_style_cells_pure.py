@@ -46,3 +46,21 @@ def test_cells_stored_high_first_are_turned_round():
     np.testing.assert_allclose(lo_first.z, [[0.1, 0.0, -0.05, 0.0]])
     empty = StyleCounts.from_cells(models, [0], [1], [0], [[0.0, 0.0, 0.0]], [[0.0] * 4])
     assert len(empty.a) == 0
+
+
+def test_one_votes_cell_is_bit_for_bit_the_array_arithmetic():
+    """vote_cell (plain floats, once per vote) against style_difference and joint_bin (arrays, the fit's
+    path) on integer features, zeros and values exactly on the bin edges."""
+    from ranking.style import StyleConfig, joint_bin, style_difference
+
+    rng = np.random.default_rng(11)
+    lo = np.concatenate([rng.integers(0, 40, size=(3_000, 4)), np.zeros((5, 4), int), rng.integers(0, 3, size=(500, 4))])
+    hi = np.concatenate([rng.integers(0, 40, size=(3_000, 4)), np.zeros((5, 4), int), rng.integers(0, 3, size=(500, 4))])
+    z = style_difference(lo.astype(float), hi.astype(float))
+    bins = joint_bin(z, StyleConfig())
+    on_edge = 0
+    for i in range(len(lo)):
+        joint, zs = vote_cell(lo[i].tolist(), hi[i].tolist())
+        assert joint == int(bins[i]) and zs == tuple(z[i].tolist()), (lo[i], hi[i])
+        on_edge += any(v in edges for v, edges in zip(zs, StyleConfig().edges, strict=True))
+    assert on_edge > 50  # the edges themselves were reached, where < and <= differ
