@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from psycopg import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arena import pairing_repository as repo
@@ -85,22 +86,33 @@ def replay_draw(record: dict[str, Any]) -> tuple[int, int]:
     return (lo, hi) if first_is_a else (hi, lo)
 
 
-async def _inputs(session: AsyncSession, rng: np.random.Generator,
-                  settings: Settings | None) -> tuple[dict[str, Any], dict[int, Contestant]]:
+def _policy(settings: Settings | None) -> str:
+    return str(_setting(settings, "arena_pairing", "active"))
+
+
+def _inputs_from(drawable: repo.Drawable, scores: repo.Scores | None, rng: np.random.Generator,
+                 settings: Settings | None) -> tuple[dict[str, Any], dict[int, Contestant]]:
     """Every input of one draw (the drawable models, their weights and boosts, the scores, a seed),
     and the drawable models by id."""
-    candidates = [(m, w, votes) for m, w, votes in await repo.drawable(session) if w > 0]
+    candidates = [(m, w, votes) for m, w, votes in drawable if w > 0]
     models = [m.id for m, _, _ in candidates]
-    policy = str(_setting(settings, "arena_pairing", "active"))
+    policy = _policy(settings)
     record: dict[str, Any] = {
         "v": RECORD_VERSION, "policy": policy, "seed": int(rng.integers(0, 2**31)), "models": models,
         "weights": [w for _, w, _ in candidates], "boosts": [boost_of(v, settings) for _, _, v in candidates],
         "scores_version": None, "scores": None,
     }
     if policy == "active":
-        record["scores_version"], known = await repo.scores(session)
+        record["scores_version"], known = scores if scores is not None else (None, {})
         record["scores"] = _pair_list(models, known)
     return record, {m.id: m for m, _, _ in candidates}
+
+
+async def _inputs(session: AsyncSession, rng: np.random.Generator,
+                  settings: Settings | None) -> tuple[dict[str, Any], dict[int, Contestant]]:
+    drawable = await repo.drawable(session)
+    scores = await repo.scores(session) if _policy(settings) == "active" else None
+    return _inputs_from(drawable, scores, rng, settings)
 
 
 async def draw_record(session: AsyncSession, rng: np.random.Generator, settings: Settings | None) -> dict[str, Any]:
@@ -108,10 +120,24 @@ async def draw_record(session: AsyncSession, rng: np.random.Generator, settings:
     return (await _inputs(session, rng, settings))[0]
 
 
-async def draw(session: AsyncSession, rng: np.random.Generator, settings: Settings | None = None) -> Draw:
-    record, models = await _inputs(session, rng, settings)
+def _drawn(record: dict[str, Any], models: dict[int, Contestant]) -> Draw:
     a_id, b_id = replay_draw(record)
     return Draw(models[a_id], models[b_id], record)
+
+
+async def draw(session: AsyncSession, rng: np.random.Generator, settings: Settings | None = None) -> Draw:
+    return _drawn(*await _inputs(session, rng, settings))
+
+
+async def draw_on(conn: AsyncConnection, rng: np.random.Generator, settings: Settings | None = None) -> Draw:
+    """`draw` on the driver's own connection (autocommit): both reads in one round trip, no ORM session;
+    the battle-creation path, where a session's unit of work cost more CPU than the database did."""
+    active = _policy(settings) == "active"
+    async with conn.pipeline():
+        drawable = await conn.execute(repo.DRAWABLE_SQL)
+        scores = await conn.execute(repo.SCORES_SQL) if active else None
+    found = repo.score_rows(await scores.fetchall()) if scores is not None else None
+    return _drawn(*_inputs_from(repo.drawable_rows(await drawable.fetchall()), found, rng, settings))
 
 
 def scores_from_counts(ids: list[int], counts: PairCounts) -> list[tuple[int, int, float]]:

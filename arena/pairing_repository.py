@@ -2,8 +2,9 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, delete, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import case, delete, func, insert, literal, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,28 +38,53 @@ async def counted_votes(session: AsyncSession) -> dict[int, int]:
     return {int(model_id): int(total) for model_id, total in rows}
 
 
-async def drawable(session: AsyncSession) -> list[tuple[Contestant, float, int]]:
-    """Active models that are not paused, with their weight (1 when none is stored) and counted
-    helpfulness votes, in id order: one round trip on the battle-creation path."""
-    games = PairCount.lo_wins + PairCount.hi_wins + PairCount.ties + PairCount.both_bad
-    votes = (select(func.coalesce(func.sum(games), 0))
-             .where(PairCount.dimension == "helpfulness",
-                    or_(PairCount.model_lo_id == Contestant.id, PairCount.model_hi_id == Contestant.id))
-             .correlate(Contestant).scalar_subquery())
-    rows = await session.execute(
-        select(Contestant, func.coalesce(PairingWeight.weight, 1.0), votes)
-        .outerjoin(PairingWeight, PairingWeight.model_id == Contestant.id)
-        .outerjoin(ModelHealth, ModelHealth.model_id == Contestant.id)
-        .where(Contestant.status == ContestantStatus.active, ModelHealth.paused_at.is_(None))
-        .order_by(Contestant.id))
-    return [(model, float(weight), int(count)) for model, weight, count in rows]
+_MODEL_COLUMNS = tuple(column.name for column in Contestant.__table__.columns)
+
+# Active models that are not paused, with their weight (1 when none is stored) and counted helpfulness
+# votes, in id order; and the latest refresh's pair scores. SQL text without parameters, so that the
+# battle path runs it on the driver's own connection (arena.pairing.draw_on) and other callers through
+# their session, and both build the same rows.
+DRAWABLE_SQL = f"""
+SELECT {", ".join(f"m.{name}" for name in _MODEL_COLUMNS)}, coalesce(w.weight, 1.0) AS weight,
+       (SELECT coalesce(sum(p.lo_wins + p.hi_wins + p.ties + p.both_bad), 0) FROM {PairCount.__tablename__} p
+         WHERE p.dimension = 'helpfulness' AND (p.model_lo_id = m.id OR p.model_hi_id = m.id)) AS votes
+  FROM {Contestant.__tablename__} m
+  LEFT JOIN {PairingWeight.__tablename__} w ON w.model_id = m.id
+  LEFT JOIN {ModelHealth.__tablename__} h ON h.model_id = m.id
+ WHERE m.status = '{ContestantStatus.active.value}' AND h.paused_at IS NULL
+ ORDER BY m.id
+"""
+SCORES_SQL = f"""
+SELECT version, model_lo_id, model_hi_id, score FROM {PairScore.__tablename__}
+ WHERE version = (SELECT max(version) FROM {PairScore.__tablename__})
+"""
+
+Drawable = list[tuple[Contestant, float, int]]
+Scores = tuple[int | None, dict[tuple[int, int], float]]
 
 
-async def scores(session: AsyncSession) -> tuple[int | None, dict[tuple[int, int], float]]:
+def drawable_rows(rows: Sequence[Sequence[Any]]) -> Drawable:
+    """DRAWABLE_SQL's rows as (model, weight, votes); the models are transient (in no session)."""
+    found = []
+    for row in rows:
+        values = dict(zip(_MODEL_COLUMNS, row, strict=False))
+        values["status"] = ContestantStatus(values["status"])
+        found.append((Contestant(**values), float(row[-2]), int(row[-1])))
+    return found
+
+
+def score_rows(rows: Sequence[Sequence[Any]]) -> Scores:
+    """SCORES_SQL's rows as the version and the scores by (low id, high id)."""
+    return (int(rows[0][0]) if rows else None), {(int(lo), int(hi)): float(score) for _, lo, hi, score in rows}
+
+
+async def drawable(session: AsyncSession) -> Drawable:
+    return drawable_rows((await session.execute(text(DRAWABLE_SQL))).all())
+
+
+async def scores(session: AsyncSession) -> Scores:
     """The latest refresh's version and its scores by (low id, high id)."""
-    rows = (await session.scalars(select(PairScore))).all()
-    version = max((r.version for r in rows), default=None)
-    return version, {(r.model_lo_id, r.model_hi_id): r.score for r in rows if r.version == version}
+    return score_rows((await session.execute(text(SCORES_SQL))).all())
 
 
 async def replace_scores(session: AsyncSession, rows: Sequence[tuple[int, int, float]]) -> int:

@@ -5,7 +5,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, update
+from psycopg import AsyncConnection
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,24 +25,27 @@ async def get_battle(session: AsyncSession, battle_id: uuid.UUID, *, lock: bool 
 
 
 # A new battle and its first turn in one statement (the turn's foreign key is checked at the statement's
-# end): on the battle-creation path the ORM's unit of work cost more CPU than the database did.
-_INSERT_BATTLE = text("""
+# end), on the driver's own connection in autocommit: on the battle-creation path the ORM's unit of work
+# cost more CPU than the database did.
+_INSERT_BATTLE = """
 WITH b AS (
   INSERT INTO battles (id, prompt, status, model_a_id, model_b_id, sampling_seed, created_at, identity_leak,
                        prompt_source, attack, attack_seed, pool_item, turns, creator_hash, address_hash, pairing,
                        generator)
-  VALUES (:id, :prompt, :status, :model_a_id, :model_b_id, :sampling_seed, :created_at, false, :prompt_source,
-          :attack, :attack_seed, :pool_item, 1, :creator_hash, :address_hash, CAST(:pairing AS jsonb), :generator)
+  VALUES (%(id)s, %(prompt)s, %(status)s, %(model_a_id)s, %(model_b_id)s, %(sampling_seed)s, %(created_at)s, false,
+          %(prompt_source)s, %(attack)s, %(attack_seed)s, %(pool_item)s, 1, %(creator_hash)s, %(address_hash)s,
+          CAST(%(pairing)s AS jsonb), %(generator)s)
   RETURNING id
 )
 INSERT INTO battle_turns (battle_id, turn, prompt, created_at, regenerations)
-SELECT id, 1, :prompt, :created_at, 0 FROM b
-""")
+SELECT id, 1, %(prompt)s, %(created_at)s, 0 FROM b
+"""
 
 
-async def insert_battle(session: AsyncSession, battle: Battle) -> None:
-    """Writes a new (transient) battle with its first turn, whose prompt is the battle's."""
-    await session.execute(_INSERT_BATTLE, {
+async def insert_battle(conn: AsyncConnection, battle: Battle) -> None:
+    """Writes a new (transient) battle with its first turn, whose prompt is the battle's: one statement,
+    committed by itself (the connection is in autocommit)."""
+    await conn.execute(_INSERT_BATTLE, {
         "id": battle.id, "prompt": battle.prompt, "status": battle.status.value, "model_a_id": battle.model_a_id,
         "model_b_id": battle.model_b_id, "sampling_seed": battle.sampling_seed, "created_at": battle.created_at,
         "prompt_source": battle.prompt_source.value, "attack": battle.attack, "attack_seed": battle.attack_seed,

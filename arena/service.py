@@ -126,12 +126,17 @@ async def start_battle(arena: Arena, request: BattleIn, voter: VoterIdentity | N
         raise
 
 
-async def _draw_admitted(session: AsyncSession, arena: Arena, rng: np.random.Generator,
-                         admit: Admission | None) -> pairing.Draw:
+async def _draw(arena: Arena, rng: np.random.Generator) -> pairing.Draw:
+    async with connection(engine_of(arena.sessions)) as conn:
+        return await pairing.draw_on(conn, rng, arena.settings)
+
+
+async def _draw_admitted(arena: Arena, rng: np.random.Generator, admit: Admission | None) -> pairing.Draw:
     if admit is None:
-        return await pairing.draw(session, rng, arena.settings)
-    # Both finish before either's error is raised: the draw must not outlive its transaction.
-    admitted, pair = await asyncio.gather(admit(), pairing.draw(session, rng, arena.settings), return_exceptions=True)
+        return await _draw(arena, rng)
+    # Both finish before either's error is raised: nothing is written unless both succeed. Each holds one
+    # pooled connection of its own and nothing else, so that many battles at once cannot deadlock the pool.
+    admitted, pair = await asyncio.gather(admit(), _draw(arena, rng), return_exceptions=True)
     for outcome in (admitted, pair):
         if isinstance(outcome, BaseException):
             raise outcome
@@ -141,20 +146,22 @@ async def _draw_admitted(session: AsyncSession, arena: Arena, rng: np.random.Gen
 async def _create(arena: Arena, prompt: prompts.ResolvedPrompt, seed: int, rng: np.random.Generator,
                   voter: VoterIdentity | None, wait: bool, admit: Admission | None, started: list[TurnFeed],
                   ) -> BattleOut:
-    async with transaction(arena.sessions) as session:
-        pair = await _draw_admitted(session, arena, rng, admit)
-        battle = Battle(id=uuid.uuid4(), prompt=prompt.text, status=BattleStatus.generating, model_a_id=pair.model_a.id,
-                        model_b_id=pair.model_b.id, sampling_seed=seed, prompt_source=prompt.source,
-                        attack=prompt.attack, attack_seed=prompt.attack_seed, pool_item=prompt.pool_item,
-                        pairing=pair.record, turns=1,
-                        creator_hash=voter.session_hash if voter else None,
-                        address_hash=voter.address_hash if voter else None, created_at=utcnow())
-        first = [Message("user", prompt.text)]
-        job = Generation(battle.id, 1, feed_key(1, 0), (pair.model_a, pair.model_b), (first, list(first)))
-        # Started before the rows are written, so the backends' first tokens overlap the inserts and the
-        # commit; the answers are stored (under the battle's row lock) long after. Cancelled if this fails.
+    # Two round trips on the driver's own connection (autocommit): the draw's reads (alongside the rate
+    # limit), then the battle with its first turn in one INSERT.
+    pair = await _draw_admitted(arena, rng, admit)
+    battle = Battle(id=uuid.uuid4(), prompt=prompt.text, status=BattleStatus.generating, model_a_id=pair.model_a.id,
+                    model_b_id=pair.model_b.id, sampling_seed=seed, prompt_source=prompt.source,
+                    attack=prompt.attack, attack_seed=prompt.attack_seed, pool_item=prompt.pool_item,
+                    pairing=pair.record, turns=1,
+                    creator_hash=voter.session_hash if voter else None,
+                    address_hash=voter.address_hash if voter else None, created_at=utcnow())
+    first = [Message("user", prompt.text)]
+    job = Generation(battle.id, 1, feed_key(1, 0), (pair.model_a, pair.model_b), (first, list(first)))
+    async with connection(engine_of(arena.sessions)) as conn:
+        # Started before the row is written, so the backends' first tokens overlap the insert; the answers
+        # are stored (under the battle's row lock) long after. Cancelled if the insert fails.
         started.append(feed := _start(arena, job))
-        await repo.insert_battle(session, battle)  # with its first turn
+        await repo.insert_battle(conn, battle)  # with its first turn; committed
     started.clear()  # committed: from here the generation outlives this request
     job.committed.set()
     return await _finish_launch(arena, job, feed, wait, fresh=battle)

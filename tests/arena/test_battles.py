@@ -1,6 +1,7 @@
 """Battles end to end through the API on a real database (model text is canned: these tests are
 about the arena's rules, not about what a model says)."""
 
+import asyncio
 import uuid
 
 import psycopg
@@ -122,3 +123,13 @@ async def test_a_new_battle_answers_as_a_later_read_of_it_does(client, runtime, 
         assert created.status_code == 201 and created.json()["status"] == status, created.text
         read = await client.get(f"/api/v1/battles/{created.json()['id']}")
         assert read.status_code == 200 and read.json() == created.json()
+
+
+async def test_more_battles_at_once_than_pooled_connections_all_finish(client, seeded) -> None:
+    """24 battles at once against a pool of 10 connections (5 + 5 overflow). Each step of a battle (the
+    rate limit, the draw, the insert, the answers) holds one pooled connection and waits for no other:
+    a step that held one while waiting for a second deadlocked the pool until its timeout (503s)."""
+    answers = await asyncio.gather(*(client.post("/api/v1/battles", json={"prompt": f"hello {i}"})
+                                     for i in range(24)))
+    assert [a.status_code for a in answers] == [201] * 24, [a.text for a in answers if a.status_code != 201][:2]
+    assert {a.json()["status"] for a in answers} == {"ready"}

@@ -225,3 +225,28 @@ def test_the_pairing_benchmark_uses_the_service_rules_and_replays() -> None:
     a, b = arena_pairing.service_pairs(None, None, 4, 600, np.random.default_rng(1))
     pairs = Counter(tuple(sorted(p)) for p in zip(a.tolist(), b.tolist(), strict=True))
     assert len(pairs) == 6 and min(pairs.values()) > 60
+
+
+async def test_the_battle_paths_draw_is_the_sessions_draw(runtime, models) -> None:
+    """The battle path draws on the driver's own connection (pairing.draw_on); with the same generator it
+    must make the same record and pair as `draw` through a session, weights, boosts and scores included."""
+    from arena.vote_store import connection
+    from core.db import engine_of
+
+    ids = sorted(models.values())
+    await _set_weight(runtime, ids[0], 2.5)
+    await _set_weight(runtime, ids[1], 0)  # not drawable
+    await _give_votes(runtime, ids[1:], 40)
+    async with transaction(runtime.sessions) as session:
+        await pairing.refresh_scores(session)
+    for settings in (_settings(), _settings(arena_pairing="uniform")):
+        async with transaction(runtime.sessions) as session:
+            by_session = [await pairing.draw(session, np.random.default_rng([5, i]), settings) for i in range(20)]
+        async with connection(engine_of(runtime.sessions)) as conn:
+            on_conn = [await pairing.draw_on(conn, np.random.default_rng([5, i]), settings) for i in range(20)]
+        assert [d.record for d in on_conn] == [d.record for d in by_session]
+        assert [(d.model_a.slug, d.model_b.slug) for d in on_conn] == [(d.model_a.slug, d.model_b.slug)
+                                                                      for d in by_session]
+        assert on_conn[0].record["scores_version" if settings.arena_pairing == "active" else "policy"] is not None
+        assert ids[1] not in on_conn[0].record["models"]
+    assert {d.model_a.config["kind"] for d in on_conn} <= {"llamacpp", "openai"}  # full model rows, config included
