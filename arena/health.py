@@ -1,8 +1,8 @@
 """Models that keep failing in the arena: counted per answer, paused from pairing at a limit.
 
 A battle's answers and the health they change commit together (arena.turn_store, in one statement);
-`record_answer` is the same rule through the ORM, for callers that hold a session. A paused model is never drawn (arena.pairing) until an
-admin resumes it; resuming starts a fresh run.
+`record_answer` runs the same statements in a session's transaction. A paused model is never drawn
+(arena.pairing) until an admin resumes it; resuming starts a fresh run.
 """
 
 import logging
@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arena import pairing_repository as repo
+from arena import turn_store
 from arena.turn_store import Failure
 from core.db import utcnow
 from core.errors import conflict
@@ -40,13 +41,12 @@ def failures_to_pause(settings: Settings | None) -> int:
 async def record_answer(session: AsyncSession, model_id: int, ok: bool, error: str | None,
                         settings: Settings | None = None) -> None:
     """One arena answer of a model: a success resets its failure run, a failure extends it."""
+    conn = (await (await session.connection()).get_raw_connection()).driver_connection
     if ok:
-        await repo.reset_failures(session, model_id)
+        await turn_store.reset_failures(conn, [model_id])
         return
-    limit, now = failures_to_pause(settings), utcnow()
-    run, paused_at = await repo.add_failure(session, model_id, error, limit, now)
-    if paused_at == now:  # this failure reached the limit; a model already paused keeps its first time
-        log.warning("arena.model.paused", extra={"model_id": model_id, "failures_in_row": run, "error": error})
+    now = utcnow()
+    log_failure(await turn_store.add_failure(conn, model_id, error, failures_to_pause(settings), now), now)
 
 
 def log_failure(failure: Failure, now: datetime) -> None:

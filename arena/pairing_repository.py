@@ -1,10 +1,10 @@
-"""All SQL of pairing and model health: maintainer weights, pair scores, failure runs and pauses."""
+"""All SQL of pairing and model health: maintainer weights, pair scores and pauses (a failure run is counted
+with the answers, in arena.turn_store)."""
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, literal, select, text, union_all, update
+from sqlalchemy import delete, func, insert, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,27 +107,6 @@ async def paused(session: AsyncSession) -> Sequence[tuple[ModelHealth, Contestan
     rows = await session.execute(select(ModelHealth, Contestant).join(Contestant, Contestant.id == ModelHealth.model_id)
                                  .where(ModelHealth.paused_at.is_not(None)).order_by(ModelHealth.paused_at))
     return [(health, model) for health, model in rows]
-
-
-async def reset_failures(session: AsyncSession, model_id: int) -> None:
-    """A success ends the failure run; writes nothing for a model that has none (the common case)."""
-    await session.execute(update(ModelHealth).where(ModelHealth.model_id == model_id, ModelHealth.failures_in_row > 0)
-                          .values(failures_in_row=0))
-
-
-async def add_failure(session: AsyncSession, model_id: int, error: str | None, limit: int,
-                      now: datetime) -> tuple[int, datetime | None]:
-    """One more failure in a row, pausing the model at `limit`, in one statement; (run, paused_at)."""
-    run = ModelHealth.failures_in_row + 1
-    statement = pg_insert(ModelHealth).values(model_id=model_id, failures_in_row=1, last_error=error,
-                                              last_failure_at=now, paused_at=now if limit <= 1 else None)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(index_elements=[ModelHealth.model_id], set_={
-        "failures_in_row": run, "last_error": excluded.last_error, "last_failure_at": excluded.last_failure_at,
-        "paused_at": func.coalesce(ModelHealth.paused_at, case((run >= limit, literal(now)), else_=None)),
-    })
-    found = (await session.execute(statement.returning(ModelHealth.failures_in_row, ModelHealth.paused_at))).one()
-    return int(found[0]), found[1]
 
 
 async def resume(session: AsyncSession, model_id: int) -> bool:

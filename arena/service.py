@@ -29,8 +29,7 @@ from arena.models import Battle, BattleAnswer, BattleStatus, BattleTurn
 from arena.relay import Relay
 from arena.schemas import AnswerOut, BattleIn, BattleOut, RevealedModel, TurnIn, TurnOut, VoteIn
 from arena.streaming import SideFrames, StreamHub, TurnFeed, feed_key
-from arena.vote_store import connection
-from core.db import engine_of, outage_kind, transaction, utcnow
+from core.db import driver_connection, engine_of, outage_kind, transaction, utcnow
 from core.errors import LibraError, conflict
 from core.registry import repository as registry
 from core.registry.models import Contestant
@@ -127,7 +126,7 @@ async def start_battle(arena: Arena, request: BattleIn, voter: VoterIdentity | N
 
 
 async def _draw(arena: Arena, rng: np.random.Generator) -> pairing.Draw:
-    async with connection(engine_of(arena.sessions)) as conn:
+    async with driver_connection(engine_of(arena.sessions)) as conn:
         return await pairing.draw_on(conn, rng, arena.settings)
 
 
@@ -157,7 +156,7 @@ async def _create(arena: Arena, prompt: prompts.ResolvedPrompt, seed: int, rng: 
                     address_hash=voter.address_hash if voter else None, created_at=utcnow())
     first = [Message("user", prompt.text)]
     job = Generation(battle.id, 1, feed_key(1, 0), (pair.model_a, pair.model_b), (first, list(first)))
-    async with connection(engine_of(arena.sessions)) as conn:
+    async with driver_connection(engine_of(arena.sessions)) as conn:
         # Started before the row is written, so the backends' first tokens overlap the insert; the answers
         # are stored (under the battle's row lock) long after. Cancelled if the insert fails.
         started.append(feed := _start(arena, job))
@@ -313,10 +312,10 @@ async def _fail(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID
 async def _store_answers(arena: Arena, job: Generation, answers: Sequence[BattleAnswer | None]) -> str:
     """Stores the turn's answers, the models' health and the battle's new status in one round trip
     (arena.turn_store); returns the ``done`` status ('ready' or 'failed')."""
-    assert all(answer is not None for answer in answers)  # both side tasks have finished
     done = [answer for answer in answers if answer is not None]
+    assert len(done) == len(answers)  # both side tasks have finished
     now = utcnow()
-    async with connection(engine_of(arena.sessions)) as conn:
+    async with driver_connection(engine_of(arena.sessions)) as conn:
         stored = await turn_store.store_turn(
             conn, job.battle_id, job.turn, done, [model.id for model in job.models],
             rules_version=IDENTITY_RULES_VERSION, failures_to_pause=health.failures_to_pause(arena.settings), now=now)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from psycopg import AsyncConnection
 
@@ -33,7 +34,7 @@ ans AS (
            latency_s float8, ttft_s float8, style_length int, style_headers int, style_lists int, style_bold int,
            identity_match text)
 ),
-healthy AS (
+healthy AS (  -- _RESET, for the models that answered
   UPDATE arena_model_health h SET failures_in_row = 0 FROM b
    WHERE h.model_id = ANY(CAST(%(ok_models)s AS int[])) AND h.failures_in_row > 0
 ),
@@ -54,6 +55,12 @@ u AS (
   RETURNING battles.status
 )
 SELECT status FROM u
+"""
+
+# A success ends a model's failure run (writing nothing for a model that has none, the common case).
+_RESET = """
+UPDATE arena_model_health SET failures_in_row = 0
+ WHERE model_id = ANY(CAST(%(models)s AS int[])) AND failures_in_row > 0
 """
 
 # One more failure in a row for a model; at `limit` it is paused (a paused model keeps its first time).
@@ -107,12 +114,30 @@ async def store_turn(conn: AsyncConnection, battle_id: uuid.UUID, turn: int, ans
             "ok_models": [model for model, fine in zip(model_ids, ok, strict=True) if fine],
             "leaked": any(a.identity_match for a in answers), "all_ok": all(ok),
             "status": (BattleStatus.ready if all(ok) else BattleStatus.failed).value})
-        runs = [await conn.execute(_FAILURE, {"model": model, "error": error, "now": now, "limit": failures_to_pause})
+        runs = [await conn.execute(_FAILURE, _failure_params(model, error, failures_to_pause, now))
                 for model, error in failed]
         await conn.execute("COMMIT")
     row = await stored.fetchone()
-    failures = []
-    for (model, error), cursor in zip(failed, runs, strict=True):
-        run, paused_at = await cursor.fetchone()
-        failures.append(Failure(model, error, int(run), paused_at))
+    failures = [_failure(model, error, await cursor.fetchone())
+                for (model, error), cursor in zip(failed, runs, strict=True)]
     return Stored(BattleStatus(row[0]) if row else None, failures)
+
+
+def _failure_params(model_id: int, error: str | None, limit: int, now: datetime) -> dict[str, object]:
+    return {"model": model_id, "error": error, "now": now, "limit": limit}
+
+
+def _failure(model_id: int, error: str | None, row: Any) -> Failure:
+    run, paused_at = row
+    return Failure(model_id, error, int(run), paused_at)
+
+
+async def add_failure(conn: AsyncConnection, model_id: int, error: str | None, limit: int, now: datetime) -> Failure:
+    """One more failure in a row, pausing the model at `limit`, in the connection's transaction."""
+    cursor = await conn.execute(_FAILURE, _failure_params(model_id, error, limit, now))
+    return _failure(model_id, error, await cursor.fetchone())
+
+
+async def reset_failures(conn: AsyncConnection, model_ids: Sequence[int]) -> None:
+    """Ends the failure runs of models that answered, in the connection's transaction."""
+    await conn.execute(_RESET, {"models": list(model_ids)})

@@ -10,21 +10,19 @@ is never held while a vote is being written.
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from arena.integrity import Flag, VoterIdentity
 from arena.models import Battle, BattleStatus, PromptSource, Verdict
 from arena.schemas import RevealedModel, VoteIn
+from core.db import driver_connection as connection  # noqa: F401  (arena.votes opens its connection here)
 from core.keys.repository import HIT_MANY_SQL, Hit, hits_in_order
 
 HOUR_S = 3600
@@ -146,26 +144,6 @@ def _battle(row: Any) -> Battle:
     battle = Battle(**{name: getattr(row, name) for name in _BATTLE_COLUMNS})
     battle.status, battle.prompt_source = BattleStatus(row.status), PromptSource(row.prompt_source)
     return battle
-
-
-@asynccontextmanager
-async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """The driver's own connection, from the engine's pool, for one vote.
-
-    In autocommit mode with explicit BEGIN and COMMIT, so that psycopg's pipeline mode can send a
-    statement and the COMMIT after it in one round trip. A vote abandoned half-way is rolled back
-    before the connection goes back to the pool, as it was (not in autocommit).
-    """
-    async with engine.connect() as pooled:
-        raw: AsyncConnection = (await pooled.get_raw_connection()).driver_connection
-        await raw.set_autocommit(True)
-        try:
-            yield raw
-        finally:
-            if raw.info.transaction_status != TransactionStatus.IDLE and not raw.closed:
-                await raw.execute("ROLLBACK")
-            if not raw.closed:
-                await raw.set_autocommit(False)
 
 
 async def count_hits(conn: AsyncConnection, buckets: list[str], window_s: int) -> list[Hit]:

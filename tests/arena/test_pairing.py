@@ -230,7 +230,7 @@ def test_the_pairing_benchmark_uses_the_service_rules_and_replays() -> None:
 async def test_the_battle_paths_draw_is_the_sessions_draw(runtime, models) -> None:
     """The battle path draws on the driver's own connection (pairing.draw_on); with the same generator it
     must make the same record and pair as `draw` through a session, weights, boosts and scores included."""
-    from arena.vote_store import connection
+    from core.db import driver_connection as connection
     from core.db import engine_of
 
     ids = sorted(models.values())
