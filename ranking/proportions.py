@@ -74,4 +74,5 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> Share:
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Share(p, float(max(0.0, centre - half)), float(min(1.0, centre + half)), n)
+    # The interval holds p by construction; the clamp to p removes float rounding (0/n gave 5.6e-17 > 0).
+    return Share(p, float(max(0.0, min(p, centre - half))), float(min(1.0, max(p, centre + half))), n)

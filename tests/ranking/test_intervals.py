@@ -95,3 +95,12 @@ def test_no_votes_gives_nan_intervals():
     fit = fit_bradley_terry(counts)
     boot = bootstrap_intervals(counts, fit, rounds=10, rng=np.random.default_rng(0))
     assert np.isnan(boot.lower).all() and np.isnan(fisher_intervals(counts, fit).upper).all()
+
+
+def test_a_wilson_interval_holds_its_share_at_zero_and_all_for_every_n():
+    """0/n and n/n: the rounding of centre - half once put the lower bound at 5.6e-17, above a share of 0."""
+    from ranking.proportions import wilson_interval
+
+    for n in range(1, 500):
+        none, every = wilson_interval(0, n), wilson_interval(n, n)
+        assert none.lower == 0.0 <= none.upper and every.lower <= 1.0 == every.upper, n
