@@ -23,7 +23,7 @@ from arena.integrity import Flag, VoterIdentity
 from arena.models import Battle, BattleStatus, PromptSource, Verdict
 from arena.schemas import RevealedModel, VoteIn
 from core.db import driver_connection as connection  # noqa: F401  (arena.votes opens its connection here)
-from core.keys.repository import HIT_MANY_SQL, Hit, hits_in_order
+from core.keys.repository import HIT_MANY_SQL, Hit, hit_params, hits_in_order
 
 HOUR_S = 3600
 
@@ -147,27 +147,41 @@ def _battle(row: Any) -> Battle:
 
 
 async def count_hits(conn: AsyncConnection, buckets: list[str], window_s: int) -> list[Hit]:
-    """The rate-limit hits (core.keys.repository): one implicit transaction of their own, committed
-    without waiting for the disk (a crash may forget the last hits, nothing else), so that an address's
-    counter row is locked for microseconds. One round trip."""
+    """The rate-limit hits (core.keys.repository; a bucket named k times counts k): one implicit
+    transaction of their own, committed without waiting for the disk (a crash may forget the last hits,
+    nothing else), so that an address's counter row is locked for microseconds. One round trip."""
     async with conn.pipeline():  # leaving the block sends the Sync: the statements go in one round trip
         await conn.execute("SET LOCAL synchronous_commit TO off")
-        cursor = await conn.execute(HIT_MANY_SQL, {"buckets": buckets, "window": window_s})
+        cursor = await conn.execute(HIT_MANY_SQL, hit_params(buckets, window_s))
     return hits_in_order(await cursor.fetchall(), buckets)
 
 
-async def claim(conn: AsyncConnection, battle_id: uuid.UUID, key: str | None, voter: VoterIdentity | None,
-                window_min: int, burst_s: int) -> Claim | None:
-    """Opens the vote's transaction and locks the battle: one round trip."""
-    cursor = conn.cursor(row_factory=namedtuple_row)
+@dataclass(frozen=True)
+class Ask:
+    """One vote's claim: the battle, the vote's Idempotency-Key and who votes."""
+
+    battle_id: uuid.UUID
+    key: str | None
+    voter: VoterIdentity | None
+
+
+async def claim_many(conn: AsyncConnection, asks: list[Ask], window_min: int, burst_s: int) -> list[Claim | None]:
+    """Opens the votes' transaction and locks their battles, in the order given (callers sort by battle,
+    so that concurrent batches lock in the same order): BEGIN and one claim per vote, one round trip.
+    None for a battle that does not exist."""
+    cursors = []
     async with conn.pipeline():
         await conn.execute("BEGIN")
-        await cursor.execute(_CLAIM, {
-            "battle": battle_id, "key": key, "window_min": window_min, "burst_s": burst_s,
-            "session": voter.session_hash if voter else None, "address": voter.address_hash if voter else None,
-            "network": voter.network_hash if voter else None})
-    row = await cursor.fetchone()
-    return None if row is None else Claim(_battle(row), row)
+        for ask in asks:
+            cursor = conn.cursor(row_factory=namedtuple_row)
+            voter = ask.voter
+            await cursor.execute(_CLAIM, {
+                "battle": ask.battle_id, "key": ask.key, "window_min": window_min, "burst_s": burst_s,
+                "session": voter.session_hash if voter else None, "address": voter.address_hash if voter else None,
+                "network": voter.network_hash if voter else None})
+            cursors.append(cursor)
+    rows = [await cursor.fetchone() for cursor in cursors]
+    return [None if row is None else Claim(_battle(row), row) for row in rows]
 
 
 async def stored_key(conn: AsyncConnection, battle_id: uuid.UUID) -> str | None:
@@ -204,23 +218,35 @@ class Write:
     created_at: datetime
 
 
-async def record(conn: AsyncConnection, battle: Battle, write: Write, counts: list[dict[str, Any]],
-                 style: list[dict[str, Any]]) -> int:
-    """Stores the vote with everything it changes and commits: one statement and the COMMIT, one round
-    trip. Returns the vote's id."""
-    voter, vote = write.voter, write.vote
+@dataclass(frozen=True)
+class Record:
+    """One vote to store, with the pair-count increments and the style cell it adds."""
+
+    battle: Battle
+    write: Write
+    counts: list[dict[str, Any]]
+    style: list[dict[str, Any]]
+
+
+async def record_many(conn: AsyncConnection, records: list[Record]) -> list[int]:
+    """Stores the votes with everything they change and commits: one statement per vote and the COMMIT,
+    one round trip, in the order given (callers sort by model pair, so that concurrent batches lock the
+    shared rows in the same order). Returns the votes' ids."""
+    cursors = []
     async with conn.pipeline():
-        cursor = await conn.execute(_RECORD, {
-            "battle": battle.id,
-            "helpfulness": vote.helpfulness.value, "safety": vote.safety.value if vote.safety else None,
-            "harm_category": vote.harm_category, "reason": vote.reason, "reason_public": vote.reason_public,
-            "excluded": write.excluded, "created_at": write.created_at, "key": write.key, "read_s": write.read_s,
-            "session": voter.session_hash if voter else None, "address": voter.address_hash if voter else None,
-            "network": voter.network_hash if voter else None,
-            "flags": json.dumps([{"rule": f.rule, "detail": f.detail} for f in write.flags]),
-            "counts": json.dumps(counts), "style": json.dumps(style)})
+        for entry in records:
+            voter, vote, write = entry.write.voter, entry.write.vote, entry.write
+            cursors.append(await conn.execute(_RECORD, {
+                "battle": entry.battle.id,
+                "helpfulness": vote.helpfulness.value, "safety": vote.safety.value if vote.safety else None,
+                "harm_category": vote.harm_category, "reason": vote.reason, "reason_public": vote.reason_public,
+                "excluded": write.excluded, "created_at": write.created_at, "key": write.key,
+                "read_s": write.read_s, "session": voter.session_hash if voter else None,
+                "address": voter.address_hash if voter else None, "network": voter.network_hash if voter else None,
+                "flags": json.dumps([{"rule": f.rule, "detail": f.detail} for f in write.flags]),
+                "counts": json.dumps(entry.counts), "style": json.dumps(entry.style)}))
         await conn.execute("COMMIT")
-    return (await cursor.fetchone())[0]
+    return [(await cursor.fetchone())[0] for cursor in cursors]
 
 
 _BUMP = text("""

@@ -10,23 +10,23 @@ battle's new status.
 
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
+from functools import partial
 
 import psycopg
 from psycopg import AsyncConnection
 from pydantic import BaseModel
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from arena import service, style
 from arena import vote_store as store
 from arena.integrity import VoteFacts, VoterIdentity, flags_for
 from arena.models import Battle, BattleStatus, Verdict
 from arena.schemas import AnswerOut, BattleOut, TurnOut, VoteIn
-from core import metrics
+from core import batching, metrics
 from core.db import engine_of, transaction, utcnow
 from core.errors import LibraError, not_found
 from core.keys import repository as counters
@@ -54,46 +54,20 @@ def _conflict(message: str, code: str) -> LibraError:
     return LibraError(message, status=409, code=code)
 
 
-async def record_vote(
-    sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, vote: VoteIn, voter: VoterIdentity | None = None,
-    *, key: str | None = None, settings: Settings | None = None,
-) -> BattleOut:
-    """Three round trips on the driver's own connection (arena.vote_store): the rate-limit hits; BEGIN
-    and the claim; the write and COMMIT. Rarer paths (a retry's stored answer) read through the ORM."""
-    settings = settings or Settings(_env_file=None)
-    for attempt in (1, 2):
-        try:
-            async with store.connection(engine_of(sessions)) as conn:
-                if attempt == 1:
-                    await _count_request(conn, voter, settings)
-                answer = await _attempt(conn, battle_id, vote, voter, key, settings)
-        except psycopg.errors.UniqueViolation:
-            # A concurrent request stored a vote under the same key (or on the same battle) first; the
-            # retry sees it and answers as for any retry (the stored vote's answer, or 409).
-            log.info("arena.vote.key_race", extra={"battle": str(battle_id)})
-            continue
-        if isinstance(answer, _Replay):  # the stored vote's answer, read after the claim's rollback
-            metrics.VOTES.labels("replay").inc()
-            async with transaction(sessions) as session:
-                return await service.view(session, answer.battle)
-        return answer
-    raise _conflict("this battle already has a vote", "already_voted")
+# At most this many votes share a batch: enough for every client of a busy process at once, few enough
+# that the battles a batch locks are held for a few milliseconds.
+BATCH_MOST = 32
 
 
-async def _count_request(conn: AsyncConnection, voter: VoterIdentity | None, settings: Settings) -> None:
-    """The window rate limits (LIBRA_RATE_VOTES per LIBRA_RATE_WINDOW_S), per session and per address:
-    every request counts, whatever becomes of it; 429 past either limit."""
-    if voter is None or settings.rate_votes == 0:
-        return
-    limits = {f"votes:session:{voter.session_hash}": settings.rate_votes,
-              f"votes:addr:{voter.address_hash}": settings.rate_votes * settings.rate_address_factor}
-    hits = await store.count_hits(conn, list(limits), settings.rate_window_s)
-    if hits[0].count == 1:  # a client's new window: now and then, drop counters of clients long gone
-        await conn.execute(counters.PURGE_SQL, {"older_than_s": 2 * DAY_S})
-    for hit, most in zip(hits, limits.values(), strict=True):
-        if hit.count > most:
-            raise rate_limited(f"too many votes from this client; try again in {hit.retry_after_s} s",
-                               hit.retry_after_s)
+@dataclass(frozen=True)
+class _Ballot:
+    """One vote request, as it waits for its batch."""
+
+    battle_id: uuid.UUID
+    vote: VoteIn
+    voter: VoterIdentity | None
+    key: str | None
+    settings: Settings
 
 
 @dataclass(frozen=True)
@@ -103,24 +77,187 @@ class _Replay:
     battle: Battle
 
 
-async def _attempt(conn: AsyncConnection, battle_id: uuid.UUID, vote: VoteIn, voter: VoterIdentity | None,
-                   key: str | None, settings: Settings) -> BattleOut | _Replay:
-    claim = await store.claim(conn, battle_id, key, voter, settings.arena_vote_window_minutes,
-                              settings.arena_burst_window_s)
+class _Alone:
+    """A vote its batch could not decide (a write that failed: a key raced by another process, a
+    deadlock; or a fresh read it needs): it goes through the single path, its rate-limit hits counted."""
+
+
+_ALONE = _Alone()
+Outcome = BattleOut | _Replay | LibraError | _Alone
+
+
+async def record_vote(
+    sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID, vote: VoteIn, voter: VoterIdentity | None = None,
+    *, key: str | None = None, settings: Settings | None = None,
+) -> BattleOut:
+    """The vote goes in the next batch of this process's votes (core.batching): three round trips on
+    the driver's own connection for the whole batch (arena.vote_store), the rate-limit hits; BEGIN and
+    the claims; the writes and COMMIT. Rarer paths (a retry's stored answer) read through the ORM."""
+    settings = settings or Settings(_env_file=None)
+    engine = engine_of(sessions)
+    batches = batching.for_owner(engine, lambda: batching.Batches(partial(_run_batch, engine), _fits, BATCH_MOST))
+    ballot = _Ballot(battle_id, vote, voter, key, settings)
+    outcome = await batches.submit(ballot)
+    if isinstance(outcome, _Alone):
+        outcome = await _alone(engine, ballot)
+    if isinstance(outcome, LibraError):
+        raise outcome
+    if isinstance(outcome, _Replay):  # the stored vote's answer, read after the claim's rollback
+        metrics.VOTES.labels("replay").inc()
+        async with transaction(sessions) as session:
+            return await service.view(session, outcome.battle)
+    return outcome
+
+
+def _fits(batch: list[_Ballot], ballot: _Ballot) -> bool:
+    """At most one vote per battle, per session and per key in a batch: what the claims read about a
+    battle, a session's votes and a key is then exact, and a second vote meets the first one committed."""
+    first = batch[0]
+    if ballot.settings is not first.settings:
+        return False
+    session = ballot.voter.session_hash if ballot.voter else None
+    return not any(other.battle_id == ballot.battle_id or (ballot.key is not None and other.key == ballot.key)
+                   or (session is not None and other.voter is not None and other.voter.session_hash == session)
+                   for other in batch)
+
+
+async def _run_batch(engine: AsyncEngine, ballots: list[_Ballot]) -> list[Outcome]:
+    """One batch on one connection: the hits of every vote; BEGIN and the claims, battles in id order;
+    the checks in that order, each vote seeing the batch's earlier votes by its address and network;
+    the writes, in model-pair order, and COMMIT."""
+    settings = ballots[0].settings
+    async with store.connection(engine) as conn:
+        refusals = await _count_requests(conn, ballots, settings)
+        live = sorted((i for i, refusal in enumerate(refusals) if refusal is None), key=lambda i: ballots[i].battle_id)
+        outcomes = [_ALONE if refusal is None else refusal for refusal in refusals]
+        if not live:
+            return outcomes
+        asks = [store.Ask(ballots[i].battle_id, ballots[i].key, ballots[i].voter) for i in live]
+        claims = await store.claim_many(conn, asks, settings.arena_vote_window_minutes, settings.arena_burst_window_s)
+        earlier = _Earlier()
+        to_write: dict[int, tuple[store.Claim, store.Record]] = {}
+        for i, found in zip(live, claims, strict=True):
+            ballot = ballots[i]
+            claim = earlier.seen_by(found, ballot.voter) if found is not None else None
+            decided = _decide(claim, ballot)
+            if isinstance(decided, store.Record):
+                to_write[i] = (claim, decided)
+                earlier.add(ballot.voter)
+            else:
+                outcomes[i] = decided
+        if not to_write:  # the claims' transaction is rolled back as the connection goes back
+            return outcomes
+        order = sorted(to_write, key=lambda i: (_pair(to_write[i][1].battle), ballots[i].battle_id))
+        try:
+            await store.record_many(conn, [to_write[i][1] for i in order])
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
+            # The whole batch rolled back: every vote it claimed goes through the single path instead.
+            log.info("arena.vote.batch_retried", extra={"votes": len(live), "error": type(error).__name__})
+            return [_ALONE if refusal is None else refusal for refusal in refusals]
+    for i, (claim, record) in to_write.items():
+        outcomes[i] = _finish(claim, record)
+    return outcomes
+
+
+def _pair(battle: Battle) -> tuple[int, int]:
+    lo, hi = sorted((battle.model_a_id, battle.model_b_id))
+    return lo, hi
+
+
+async def _alone(engine: AsyncEngine, ballot: _Ballot) -> Outcome:
+    """The single path: one vote, its own claim and write (its rate-limit hits were counted in its batch)."""
+    settings = ballot.settings
+    for _attempt in (1, 2):
+        try:
+            async with store.connection(engine) as conn:
+                ask = store.Ask(ballot.battle_id, ballot.key, ballot.voter)
+                [claim] = await store.claim_many(conn, [ask], settings.arena_vote_window_minutes,
+                                                 settings.arena_burst_window_s)
+                decided = _decide(claim, ballot)
+                if isinstance(decided, _Alone):  # a voted battle and a key: is it this key's vote?
+                    stored = await store.stored_key(conn, ballot.battle_id)
+                    decided = _Replay(claim.battle) if stored == ballot.key else _already_voted()
+                if not isinstance(decided, store.Record):
+                    return decided
+                await store.record_many(conn, [decided])
+                return _finish(claim, decided)
+        except psycopg.errors.UniqueViolation:
+            # A concurrent request stored a vote under the same key (or on the same battle) first; the
+            # retry sees it and answers as for any retry (the stored vote's answer, or 409).
+            log.info("arena.vote.key_race", extra={"battle": str(ballot.battle_id)})
+    return _already_voted()
+
+
+class _Earlier:
+    """The votes a batch has decided to store so far, by address and by network: the claims read the
+    committed votes only, and the caps and the burst rule count these too, as if each had been committed."""
+
+    def __init__(self) -> None:
+        self.addresses: Counter[tuple[str, str]] = Counter()
+        self.networks: Counter[str] = Counter()
+
+    def seen_by(self, claim: store.Claim, voter: VoterIdentity | None) -> store.Claim:
+        if voter is None:
+            return claim
+        row = claim.row
+        extra = self.addresses[(voter.network_hash, voter.address_hash)]
+        more = self.networks[voter.network_hash]
+        if not (extra or more):
+            return claim
+        count, left_s = row.address_hour or (0, None)
+        address_hour = (count + extra, store.HOUR_S if left_s is None else left_s)
+        return store.Claim(claim.battle, row._replace(address_hour=address_hour,
+                                                      network_votes=int(row.network_votes) + more))
+
+    def add(self, voter: VoterIdentity | None) -> None:
+        if voter is not None:
+            self.addresses[(voter.network_hash, voter.address_hash)] += 1
+            self.networks[voter.network_hash] += 1
+
+
+async def _count_requests(conn: AsyncConnection, ballots: list[_Ballot], settings: Settings) -> list[LibraError | None]:
+    """The window rate limits (LIBRA_RATE_VOTES per LIBRA_RATE_WINDOW_S), per session and per address,
+    for every vote of a batch in one statement: every request counts, whatever becomes of it; 429 past
+    either limit."""
+    limits = [_limits(ballot.voter, settings) for ballot in ballots]
+    buckets = [bucket for mine in limits for bucket in mine]
+    if not buckets:
+        return [None] * len(ballots)
+    hits = iter(await store.count_hits(conn, buckets, settings.rate_window_s))
+    refusals: list[LibraError | None] = []
+    new_window = False
+    for mine in limits:
+        counted = [(next(hits), most) for most in mine.values()]
+        new_window = new_window or (bool(counted) and counted[0][0].count == 1)
+        refusals.append(next((rate_limited(f"too many votes from this client; try again in {hit.retry_after_s} s",
+                                           hit.retry_after_s) for hit, most in counted if hit.count > most), None))
+    if new_window:  # a client's new window: now and then, drop counters of clients long gone
+        await conn.execute(counters.PURGE_SQL, {"older_than_s": 2 * DAY_S})
+    return refusals
+
+
+def _limits(voter: VoterIdentity | None, settings: Settings) -> dict[str, int]:
+    if voter is None or settings.rate_votes == 0:
+        return {}
+    return {f"votes:session:{voter.session_hash}": settings.rate_votes,
+            f"votes:addr:{voter.address_hash}": settings.rate_votes * settings.rate_address_factor}
+
+
+def _already_voted() -> LibraError:
+    return _conflict("this battle already has a vote", "already_voted")
+
+
+def _decide(claim: store.Claim | None, ballot: _Ballot) -> store.Record | LibraError | _Replay | _Alone:
+    """What becomes of a vote, from its claim alone: the write to make, a refusal, a replay, or _ALONE
+    when it takes a fresh read of the battle's stored vote (a voted battle and a key)."""
     if claim is None:
-        raise not_found("battle", battle_id)
-    refusal = await _check(conn, claim, key, voter, settings)
-    if refusal is not None:
-        return refusal if isinstance(refusal, _Replay) else _raise(refusal)
-    return await _store(conn, claim, vote, voter, key, settings)
+        return not_found("battle", ballot.battle_id)
+    refusal = _check(claim, ballot.key, ballot.voter, ballot.settings)
+    return refusal if refusal is not None else _record(claim, ballot)
 
 
-def _raise(error: LibraError) -> NoReturn:
-    raise error
-
-
-async def _check(conn: AsyncConnection, claim: store.Claim, key: str | None, voter: VoterIdentity | None,
-                 settings: Settings) -> LibraError | _Replay | None:
+def _check(claim: store.Claim, key: str | None, voter: VoterIdentity | None,
+           settings: Settings) -> LibraError | _Replay | _Alone | None:
     battle, row = claim.battle, claim.row
     if key is not None and row.keyed is not None:
         return _replay(battle, key, row.keyed, voter)
@@ -128,9 +265,7 @@ async def _check(conn: AsyncConnection, claim: store.Claim, key: str | None, vot
         return LibraError("only the session that started this battle may vote on it", status=403,
                           code="not_your_battle")
     if battle.status == BattleStatus.voted:
-        if key is not None and await store.stored_key(conn, battle.id) == key:
-            return _Replay(battle)
-        return _conflict("this battle already has a vote", "already_voted")
+        return _ALONE if key is not None else _already_voted()
     if battle.status != BattleStatus.ready:
         return _conflict(f"this battle is {battle.status.value} and cannot be voted on", "not_votable")
     if _window_closed(claim, settings):
@@ -173,21 +308,26 @@ def _facts(claim: store.Claim, vote: VoteIn) -> VoteFacts:
                      picks=frozenset(picks))
 
 
-async def _store(conn: AsyncConnection, claim: store.Claim, vote: VoteIn, voter: VoterIdentity | None,
-                 key: str | None, settings: Settings) -> BattleOut:
-    battle = claim.battle
-    flags = flags_for(_facts(claim, vote), settings) if voter is not None else []
+def _record(claim: store.Claim, ballot: _Ballot) -> store.Record:
+    """The vote to store: its flags, whether it counts, and what it adds to the pair counts and style cells."""
+    battle, vote, voter = claim.battle, ballot.vote, ballot.voter
+    flags = flags_for(_facts(claim, vote), ballot.settings) if voter is not None else []
     # Kept and counted, but out of the ratings: an answer that named its model made it not blind.
     excluded = "identity_leak" if battle.identity_leak else ("review" if flags else None)
     counted = excluded is None
     counts = store.pair_rows(battle, vote) if counted else []
     cells = [style.style_cell_row(battle, vote.helpfulness, _style_totals(claim))] if counted else []
-    write = store.Write(vote, key, voter, excluded, flags, claim.row.read_s, utcnow())
-    await store.record(conn, battle, write, counts, cells)
-    metrics.VOTES.labels("counted" if counted else "excluded").inc()  # after the commit
-    log.info("arena.vote.recorded", extra={"battle": str(battle.id), "excluded": excluded,
-                                           "flags": [f.rule for f in flags]})
-    return _revealed(_conversation(claim), claim, vote, excluded)
+    write = store.Write(vote, ballot.key, voter, excluded, flags, claim.row.read_s, utcnow())
+    return store.Record(battle, write, counts, cells)
+
+
+def _finish(claim: store.Claim, record: store.Record) -> BattleOut:
+    """After the commit: the metrics, the log line and the answer that reveals both models."""
+    write = record.write
+    metrics.VOTES.labels("counted" if write.excluded is None else "excluded").inc()
+    log.info("arena.vote.recorded", extra={"battle": str(record.battle.id), "excluded": write.excluded,
+                                           "flags": [f.rule for f in write.flags]})
+    return _revealed(_conversation(claim), claim, write.vote, write.excluded)
 
 
 def _conversation(claim: store.Claim) -> BattleOut:

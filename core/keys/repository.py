@@ -1,6 +1,7 @@
 """SQL of keys and fixed-window counters."""
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,24 +55,39 @@ async def hit(session: AsyncSession, bucket: str, window_s: int) -> Hit:
     return Hit(count, max(1, math.ceil(float(seconds_left))))
 
 
-# In the driver's own parameter style, so that the vote path can send it on its raw connection too.
+# In the driver's own parameter style, so that the vote path can send it on its raw connection too. A
+# bucket named k times in one call counts k hits (the votes of one batch, arena.votes): Postgres refuses
+# to update a row twice in one statement, so the buckets go in once each with their number of hits.
 HIT_MANY_SQL = """
 INSERT INTO rate_counters AS c (bucket, window_start, count)
-SELECT bucket, to_timestamp(floor(extract(epoch FROM clock_timestamp()) / %(window)s) * %(window)s), 1
-  FROM unnest(CAST(%(buckets)s AS text[])) WITH ORDINALITY AS b(bucket, i)
+SELECT bucket, to_timestamp(floor(extract(epoch FROM clock_timestamp()) / %(window)s) * %(window)s), n
+  FROM unnest(CAST(%(buckets)s AS text[]), CAST(%(hits)s AS int[])) WITH ORDINALITY AS b(bucket, n, i)
  ORDER BY i
 ON CONFLICT (bucket) DO UPDATE
-  SET count = CASE WHEN c.window_start = excluded.window_start THEN c.count + 1 ELSE 1 END,
+  SET count = CASE WHEN c.window_start = excluded.window_start THEN c.count + excluded.count ELSE excluded.count END,
       window_start = excluded.window_start
 RETURNING c.bucket, c.count,
   ceil(extract(epoch FROM c.window_start) + %(window)s - extract(epoch FROM clock_timestamp()))::int AS left_s
 """
 
 
+def hit_params(buckets: Sequence[str], window_s: int) -> dict[str, Any]:
+    """HIT_MANY_SQL's parameters: each distinct bucket once (in the order of first mention), with its hits."""
+    hits = Counter(buckets)
+    return {"buckets": list(hits), "hits": list(hits.values()), "window": window_s}
+
+
 def hits_in_order(rows: Sequence[Any], buckets: Sequence[str]) -> list[Hit]:
-    """HIT_MANY_SQL's rows, (bucket, count, left_s), as Hits in the order of ``buckets``."""
-    found = {bucket: Hit(count, max(1, left_s)) for bucket, count, left_s in rows}
-    return [found[bucket] for bucket in buckets]
+    """HIT_MANY_SQL's rows, (bucket, count, left_s), as one Hit per entry of ``buckets``: a bucket named
+    k times gets the counts its k hits would have had one after the other."""
+    found = {bucket: (count, max(1, left_s)) for bucket, count, left_s in rows}
+    left = Counter(buckets)  # hits of each bucket still to hand out, the last ones first
+    hits = []
+    for bucket in buckets:
+        count, retry_after_s = found[bucket]
+        hits.append(Hit(count - left[bucket] + 1, retry_after_s))
+        left[bucket] -= 1
+    return hits
 
 
 async def hit_many(session: AsyncSession, buckets: list[str], window_s: int) -> list[Hit]:
@@ -80,7 +96,7 @@ async def hit_many(session: AsyncSession, buckets: list[str], window_s: int) -> 
     Meant for an autocommit session (core.db.autocommit): each counter row is then locked for the
     statement alone, never for a whole request's transaction."""
     connection = await session.connection()
-    result = await connection.exec_driver_sql(HIT_MANY_SQL, {"buckets": buckets, "window": window_s})
+    result = await connection.exec_driver_sql(HIT_MANY_SQL, hit_params(buckets, window_s))
     return hits_in_order(result.all(), buckets)
 
 
