@@ -2,10 +2,11 @@
 
 A hot write path whose cost is mostly per round trip (the driver's and the event loop's work, not the
 SQL) gets cheaper per request when requests share their round trips. There is no background task and
-no timer: the first request to find no batch running runs one at once with whatever is waiting (often
-only itself, so a lone request waits for nothing); requests that arrive meanwhile wait for it to end,
-and the first of them then runs the next batch with all of them. Under load, batches grow by
-themselves to the number of requests waiting; idle, a request costs what it cost alone.
+no timer: the first request to find no batch running lets the event loop turn (again while that
+brought more requests) and runs a batch with whatever is waiting, often only itself, so a lone request
+waits for nothing; requests that arrive meanwhile wait for it to end, and the first of them then runs
+the next batch with all of them. Under load, batches grow by themselves to the number of requests
+waiting; idle, a request costs what it cost alone.
 
 One ``Batches`` per event loop and owner (e.g. a database engine): see ``for_owner``. ``fits`` decides
 whether an item may join the items already in a batch (the others wait for a later one, in order);
@@ -38,11 +39,21 @@ class Batches(Generic[T, R]):
             while not outcome.done():
                 async with self._turn:
                     if not outcome.done():  # no earlier batch took it: this request runs the next one
+                        await self._gather()
                         await asyncio.shield(asyncio.ensure_future(self._settle(self._take())))
         except asyncio.CancelledError:
             outcome.cancel()  # a later batch leaves it out; one already running still runs it to the end
             raise
         return outcome.result()
+
+    async def _gather(self) -> None:
+        """Lets the requests that are ready to run reach the queue before the batch is taken: one turn of
+        the event loop, again while that brought more (requests answered by one batch often come back
+        together; without this the first of them would run a batch of its own)."""
+        seen = -1
+        while seen != len(self._waiting) < self._most:
+            seen = len(self._waiting)
+            await asyncio.sleep(0)
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
         """The waiting items that fit together, oldest first (the oldest always: every batch moves on)."""

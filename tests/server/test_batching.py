@@ -40,6 +40,16 @@ async def test_requests_that_arrive_while_a_batch_runs_go_together_in_the_next()
     assert recorder.batches == [[0], [1, 2, 3, 4, 5]]
 
 
+async def test_requests_ready_in_the_same_turn_of_the_loop_share_the_first_batch() -> None:
+    """Requests answered by one batch often come back together: the first of them to reach the queue
+    lets the others reach it too before it takes its batch, instead of running a batch of its own."""
+    recorder = Recorder()
+    recorder.release.set()
+    batches = Batches(recorder.run, any_fit, most=10)
+    assert await asyncio.gather(*(batches.submit(i) for i in range(6))) == [f"done {i}" for i in range(6)]
+    assert recorder.batches == [[0, 1, 2, 3, 4, 5]]
+
+
 async def test_items_that_do_not_fit_wait_for_a_later_batch_in_order() -> None:
     recorder = Recorder()
     recorder.release.set()
@@ -51,8 +61,7 @@ async def test_items_that_do_not_fit_wait_for_a_later_batch_in_order() -> None:
     items = ["a1", "b1", "a2", "c1", "d1", "a3"]
     answers = await asyncio.gather(*(batches.submit(item) for item in items))
     assert answers == [f"done {item}" for item in items]
-    assert recorder.batches[0] == ["a1"]  # the first request finds no batch running
-    assert recorder.batches[1:] == [["b1", "a2", "c1"], ["d1", "a3"]]
+    assert recorder.batches == [["a1", "b1", "c1"], ["a2", "d1"], ["a3"]]
 
 
 async def test_a_failed_batch_fails_its_own_requests_and_the_next_batch_runs() -> None:
@@ -60,9 +69,9 @@ async def test_a_failed_batch_fails_its_own_requests_and_the_next_batch_runs() -
     batches = Batches(recorder.run, lambda batch, item: len(batch) < 2, most=10)
     recorder.release.set()
     results = await asyncio.gather(*(batches.submit(i) for i in range(5)), return_exceptions=True)
-    assert recorder.batches == [[0], [1, 2], [3, 4]]
-    assert results[0] == "done 0" and results[3:] == ["done 3", "done 4"]
-    assert all(isinstance(r, RuntimeError) and "batch with 2" in str(r) for r in results[1:3])
+    assert recorder.batches == [[0, 1], [2, 3], [4]]
+    assert results[:2] == ["done 0", "done 1"] and results[4] == "done 4"
+    assert all(isinstance(r, RuntimeError) and "batch with 2" in str(r) for r in results[2:4])
 
 
 async def test_a_cancelled_request_does_not_cancel_the_batch_it_runs() -> None:
