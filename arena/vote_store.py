@@ -1,11 +1,11 @@
-"""The vote path's SQL: two statements, a read that locks the battle and a write that does the rest.
+"""The vote path's SQL: a read that locks a battle (the claim) and a write that does the rest (the record),
+each sent for a whole batch of votes in one round trip (arena.votes).
 
-Written as SQL text rather than ORM units of work because the vote is the arena's hottest request:
-each statement is one round trip, and the write takes its row locks on the shared rows (the pair
-counts and the style cell of a model pair) last, just before the commit, so that concurrent votes
-wait on each other for as short a time as possible. The rate limits are counted before, outside the
-vote's transaction (core.keys.repository.hit_many), so the hottest row of all, an address's counter,
-is never held while a vote is being written.
+Written as SQL text rather than ORM units of work because the vote is the arena's hottest request. The
+write takes its row locks on the shared rows (the pair counts and the style cell of a model pair) last,
+just before the commit, so that concurrent votes wait on each other for as short a time as possible.
+The rate limits are counted before, outside the votes' transaction (core.keys.repository.HIT_MANY_SQL),
+so the hottest row of all, an address's counter, is never held while votes are being written.
 """
 
 import json
@@ -74,7 +74,7 @@ FOR UPDATE OF b
 
 # The vote, its flags, every pair-count row in one upsert, the style cell, and the battle's new status:
 # one statement, whose row locks on the shared rows (pair counts, style cell) are the last taken before
-# the commit. The rate limits were counted before the transaction (core.keys.repository.hit_many).
+# the commit. The rate limits were counted before the transaction (core.keys.repository.HIT_MANY_SQL).
 _RECORD = """
 WITH v AS (
   INSERT INTO votes (battle_id, helpfulness, safety, harm_category, reason, reason_public, excluded_reason,

@@ -1,11 +1,15 @@
-"""The vote path: the rate limits, then one short transaction that checks the battle, stores the vote
-and updates the counts.
+"""The vote path: votes that arrive together share their round trips (group commit, core.batching).
 
-The rate limits are counted first, in one autocommit statement (so every request counts, refused or
-not, and an address's counter row is locked for that statement only). Then two statements
-(arena.vote_store): a read that locks the battle and gathers what the checks, the caps and the anomaly
-rules need, and a write that stores the vote, its flags, the pair counts, the style cell and the
-battle's new status.
+A batch of votes takes three round trips on one connection (arena.vote_store), whatever its size:
+1. the rate-limit hits of every vote, one autocommit statement (so every request counts, refused or
+   not, and an address's counter row is locked for that statement only);
+2. BEGIN and one claim per vote: each locks its battle and reads what the checks, the caps and the
+   anomaly rules need;
+3. one write per stored vote (the vote, its flags, the pair counts, the style cell and the battle's new
+   status) and COMMIT.
+The checks run in Python between 2 and 3, in the batch's order, each vote seeing the batch's earlier
+votes as if they had been committed. A lone vote is a batch of one. A vote the batch cannot decide (its
+write failed, or it needs a fresh read) goes through the single path, the same statements for it alone.
 """
 
 import logging
@@ -13,7 +17,6 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 import psycopg
 from psycopg import AsyncConnection
@@ -63,6 +66,7 @@ BATCH_MOST = 32
 class _Ballot:
     """One vote request, as it waits for its batch."""
 
+    engine: AsyncEngine  # batches are per engine (and event loop): see core.batching.for_owner
     battle_id: uuid.UUID
     vote: VoteIn
     voter: VoterIdentity | None
@@ -95,11 +99,11 @@ async def record_vote(
     the claims; the writes and COMMIT. Rarer paths (a retry's stored answer) read through the ORM."""
     settings = settings or Settings(_env_file=None)
     engine = engine_of(sessions)
-    batches = batching.for_owner(engine, lambda: batching.Batches(partial(_run_batch, engine), _fits, BATCH_MOST))
-    ballot = _Ballot(battle_id, vote, voter, key, settings)
+    batches = batching.for_owner(engine, lambda: batching.Batches(_run_batch, _fits, BATCH_MOST))
+    ballot = _Ballot(engine, battle_id, vote, voter, key, settings)
     outcome = await batches.submit(ballot)
     if isinstance(outcome, _Alone):
-        outcome = await _alone(engine, ballot)
+        outcome = await _alone(ballot)
     if isinstance(outcome, LibraError):
         raise outcome
     if isinstance(outcome, _Replay):  # the stored vote's answer, read after the claim's rollback
@@ -121,12 +125,12 @@ def _fits(batch: list[_Ballot], ballot: _Ballot) -> bool:
                    for other in batch)
 
 
-async def _run_batch(engine: AsyncEngine, ballots: list[_Ballot]) -> list[Outcome]:
+async def _run_batch(ballots: list[_Ballot]) -> list[Outcome]:
     """One batch on one connection: the hits of every vote; BEGIN and the claims, battles in id order;
     the checks in that order, each vote seeing the batch's earlier votes by its address and network;
     the writes, in model-pair order, and COMMIT."""
     settings = ballots[0].settings
-    async with store.connection(engine) as conn:
+    async with store.connection(ballots[0].engine) as conn:
         refusals = await _count_requests(conn, ballots, settings)
         live = sorted((i for i, refusal in enumerate(refusals) if refusal is None), key=lambda i: ballots[i].battle_id)
         outcomes = [_ALONE if refusal is None else refusal for refusal in refusals]
@@ -164,12 +168,12 @@ def _pair(battle: Battle) -> tuple[int, int]:
     return lo, hi
 
 
-async def _alone(engine: AsyncEngine, ballot: _Ballot) -> Outcome:
+async def _alone(ballot: _Ballot) -> Outcome:
     """The single path: one vote, its own claim and write (its rate-limit hits were counted in its batch)."""
     settings = ballot.settings
     for _attempt in (1, 2):
         try:
-            async with store.connection(engine) as conn:
+            async with store.connection(ballot.engine) as conn:
                 ask = store.Ask(ballot.battle_id, ballot.key, ballot.voter)
                 [claim] = await store.claim_many(conn, [ask], settings.arena_vote_window_minutes,
                                                  settings.arena_burst_window_s)
