@@ -78,6 +78,12 @@ class Battle(Base):
     # writes of the generating process. A restart on that host fails it at once if that process is gone.
     generator: Mapped[str | None] = mapped_column(String(160), default=this_process, onupdate=this_process)
 
+    @property
+    def model_pair(self) -> tuple[int, int]:
+        """The two models' ids, lower first: how pair counts and style cells are keyed."""
+        lo, hi = sorted((self.model_a_id, self.model_b_id))
+        return lo, hi
+
 
 class BattleTurn(Base):
     """One visitor prompt of a battle; both sides answer it, each seeing its own earlier answers."""

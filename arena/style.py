@@ -46,7 +46,7 @@ def style_cell_row(battle: Battle, verdict: Verdict, totals: Mapping[str, Sequen
     "b": ...}): one vote covers the whole conversation. The cell keeps covariate sums (low model minus
     high), so the snapshot divides once by the cell's games.
     """
-    lo, hi = sorted((battle.model_a_id, battle.model_b_id))
+    lo, hi = battle.model_pair
     a_is_lo = battle.model_a_id == lo
     style_lo, style_hi = (totals["a"], totals["b"]) if a_is_lo else (totals["b"], totals["a"])
     joint_bin, z = vote_cell(style_lo, style_hi)

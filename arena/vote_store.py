@@ -192,7 +192,7 @@ async def stored_key(conn: AsyncConnection, battle_id: uuid.UUID) -> str | None:
 
 def pair_rows(battle: Battle, vote: VoteIn) -> list[dict[str, Any]]:
     """The pair-count increments of one counted vote: each axis, overall and for the battle's prompt source."""
-    lo, hi = sorted((battle.model_a_id, battle.model_b_id))
+    lo, hi = battle.model_pair
     rows = []
     for axis, verdict in (("helpfulness", vote.helpfulness), ("safety", vote.safety)):
         if verdict is None:

@@ -151,7 +151,7 @@ async def _run_batch(ballots: list[_Ballot]) -> list[Outcome]:
                 outcomes[i] = decided
         if not to_write:  # the claims' transaction is rolled back as the connection goes back
             return outcomes
-        order = sorted(to_write, key=lambda i: (_pair(to_write[i][1].battle), ballots[i].battle_id))
+        order = sorted(to_write, key=lambda i: (to_write[i][1].battle.model_pair, ballots[i].battle_id))
         try:
             await store.record_many(conn, [to_write[i][1] for i in order])
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
@@ -161,11 +161,6 @@ async def _run_batch(ballots: list[_Ballot]) -> list[Outcome]:
     for i, (claim, record) in to_write.items():
         outcomes[i] = _finish(claim, record)
     return outcomes
-
-
-def _pair(battle: Battle) -> tuple[int, int]:
-    lo, hi = sorted((battle.model_a_id, battle.model_b_id))
-    return lo, hi
 
 
 async def _alone(ballot: _Ballot) -> Outcome:
