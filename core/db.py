@@ -66,9 +66,13 @@ PING_AFTER_IDLE_S = 1.0
 
 def create_engine(url: str, connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S) -> AsyncEngine:
     """The pool pings a connection that sat idle before lending it, so one broken by a database restart
-    is replaced on its next use and the service recovers by itself when the database returns."""
+    is replaced on its next use and the service recovers by itself when the database returns.
+
+    It lends the connection returned last (LIFO): a connection's prepared statements and their plans are
+    its own, and each new one plans the hot statements again on its first uses (the vote's claim takes
+    1.9 ms to plan). In first-in-first-out order every request went round all the idle connections."""
     engine = create_async_engine(sqlalchemy_url(url), pool_size=5, max_overflow=5, pool_timeout=POOL_TIMEOUT_S,
-                                 connect_args={"connect_timeout": connect_timeout_s})
+                                 pool_use_lifo=True, connect_args={"connect_timeout": connect_timeout_s})
     _ping_when_idle(engine)
     return engine
 

@@ -49,6 +49,20 @@ async def test_a_connection_used_a_moment_ago_is_lent_without_a_ping(db_url, mon
         await engine.dispose()
 
 
+async def test_requests_one_after_another_reuse_the_connection_returned_last(db_url) -> None:
+    """The pool lends the most recently returned connection (LIFO): its prepared statements and their
+    plans are warm, and the others may sit idle, instead of every request going round all of them."""
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as a, engine.connect() as b, engine.connect() as c:
+            opened = {int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()) for conn in (a, b, c)}
+        assert len(opened) == 3  # three connections idle in the pool now
+        used = [await _backend_pid(engine) for _ in range(6)]
+        assert len(set(used)) == 1 and used[0] in opened
+    finally:
+        await engine.dispose()
+
+
 async def test_an_idle_connection_the_database_dropped_is_replaced_before_it_is_lent(db_url, monkeypatch) -> None:
     engine = create_engine(db_url)
     try:
