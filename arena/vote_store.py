@@ -228,15 +228,14 @@ class Record:
     style: list[dict[str, Any]]
 
 
-async def record_many(conn: AsyncConnection, records: list[Record]) -> list[int]:
+async def record_many(conn: AsyncConnection, records: list[Record]) -> None:
     """Stores the votes with everything they change and commits: one statement per vote and the COMMIT,
     one round trip, in the order given (callers sort by model pair, so that concurrent batches lock the
-    shared rows in the same order). Returns the votes' ids."""
-    cursors = []
+    shared rows in the same order)."""
     async with conn.pipeline():
         for entry in records:
             voter, vote, write = entry.write.voter, entry.write.vote, entry.write
-            cursors.append(await conn.execute(_RECORD, {
+            await conn.execute(_RECORD, {
                 "battle": entry.battle.id,
                 "helpfulness": vote.helpfulness.value, "safety": vote.safety.value if vote.safety else None,
                 "harm_category": vote.harm_category, "reason": vote.reason, "reason_public": vote.reason_public,
@@ -244,9 +243,8 @@ async def record_many(conn: AsyncConnection, records: list[Record]) -> list[int]
                 "read_s": write.read_s, "session": voter.session_hash if voter else None,
                 "address": voter.address_hash if voter else None, "network": voter.network_hash if voter else None,
                 "flags": json.dumps([{"rule": f.rule, "detail": f.detail} for f in write.flags]),
-                "counts": json.dumps(entry.counts), "style": json.dumps(entry.style)}))
+                "counts": json.dumps(entry.counts), "style": json.dumps(entry.style)})
         await conn.execute("COMMIT")
-    return [(await cursor.fetchone())[0] for cursor in cursors]
 
 
 _BUMP = text("""

@@ -133,7 +133,8 @@ async def _run_batch(ballots: list[_Ballot]) -> list[Outcome]:
     async with store.connection(ballots[0].engine) as conn:
         refusals = await _count_requests(conn, ballots, settings)
         live = sorted((i for i, refusal in enumerate(refusals) if refusal is None), key=lambda i: ballots[i].battle_id)
-        outcomes = [_ALONE if refusal is None else refusal for refusal in refusals]
+        undecided: list[Outcome] = [_ALONE if refusal is None else refusal for refusal in refusals]
+        outcomes = list(undecided)
         if not live:
             return outcomes
         asks = [store.Ask(ballots[i].battle_id, ballots[i].key, ballots[i].voter) for i in live]
@@ -157,7 +158,7 @@ async def _run_batch(ballots: list[_Ballot]) -> list[Outcome]:
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as error:
             # The whole batch rolled back: every vote it claimed goes through the single path instead.
             log.info("arena.vote.batch_retried", extra={"votes": len(live), "error": type(error).__name__})
-            return [_ALONE if refusal is None else refusal for refusal in refusals]
+            return undecided
     for i, (claim, record) in to_write.items():
         outcomes[i] = _finish(claim, record)
     return outcomes

@@ -56,14 +56,20 @@ class Batches(Generic[T, R]):
             await asyncio.sleep(0)
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
-        """The waiting items that fit together, oldest first (the oldest always: every batch moves on)."""
+        """The waiting items that fit together, oldest first (the oldest always: every batch moves on);
+        items whose request was cancelled are dropped."""
         batch: list[tuple[T, asyncio.Future[R]]] = []
+        items: list[T] = []
         left: list[tuple[T, asyncio.Future[R]]] = []
-        for entry in self._waiting:
-            items = [item for item, _ in batch]
-            fits = not batch or (len(batch) < self._most and self._fits(items, entry[0]))
-            (batch if fits and not entry[1].done() else left).append(entry)
-        self._waiting = [entry for entry in left if not entry[1].done()]
+        for item, outcome in self._waiting:
+            if outcome.done():
+                continue
+            if not batch or (len(batch) < self._most and self._fits(items, item)):
+                batch.append((item, outcome))
+                items.append(item)
+            else:
+                left.append((item, outcome))
+        self._waiting = left
         return batch
 
     async def _settle(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
