@@ -60,6 +60,11 @@ DEFAULT_CONNECT_TIMEOUT_S = 2
 POOL_TIMEOUT_S = 10
 
 
+# Connections per pool, kept open between requests. A request that finds them all lent waits for one (up to
+# POOL_TIMEOUT_S) rather than opening one more: an overflow connection is closed when it comes back, and
+# Postgres forks a server process for every one opened.
+POOL_SIZE = 10
+
 # A connection back in the pool for less than this is lent again without a ping.
 PING_AFTER_IDLE_S = 1.0
 
@@ -71,8 +76,9 @@ def create_engine(url: str, connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S) 
     It lends the connection returned last (LIFO): a connection's prepared statements and their plans are
     its own, and each new one plans the hot statements again on its first uses (the vote's claim takes
     1.9 ms to plan). In first-in-first-out order every request went round all the idle connections."""
-    engine = create_async_engine(sqlalchemy_url(url), pool_size=5, max_overflow=5, pool_timeout=POOL_TIMEOUT_S,
-                                 pool_use_lifo=True, connect_args={"connect_timeout": connect_timeout_s})
+    engine = create_async_engine(sqlalchemy_url(url), pool_size=POOL_SIZE, max_overflow=0,
+                                 pool_timeout=POOL_TIMEOUT_S, pool_use_lifo=True,
+                                 connect_args={"connect_timeout": connect_timeout_s})
     _ping_when_idle(engine)
     return engine
 

@@ -56,7 +56,7 @@ DB_POOL_CHECKED_OUT = Gauge(
     multiprocess_mode="livesum",
 )
 DB_POOL_SIZE = Gauge(
-    "libra_db_pool_size", "Configured size of the SQLAlchemy pools (overflow connections not included).",
+    "libra_db_pool_size", "Configured size of the SQLAlchemy pools (the most connections each opens).",
     multiprocess_mode="livesum",
 )
 

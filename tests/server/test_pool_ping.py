@@ -4,6 +4,8 @@ A connection whose server process is terminated stands in for a database restart
 gone, the client side does not know yet.
 """
 
+import asyncio
+
 import psycopg
 import pytest
 from sqlalchemy import text
@@ -59,6 +61,25 @@ async def test_requests_one_after_another_reuse_the_connection_returned_last(db_
         assert len(opened) == 3  # three connections idle in the pool now
         used = [await _backend_pid(engine) for _ in range(6)]
         assert len(set(used)) == 1 and used[0] in opened
+    finally:
+        await engine.dispose()
+
+
+async def test_busy_moments_reuse_the_pools_connections_instead_of_opening_new_ones(db_url) -> None:
+    """More requests at once than the pool holds wait for a connection; none is opened for the moment and
+    closed after it. An overflow connection cost Postgres a new server process each time: under 16
+    concurrent battles the benchmark's server opened 319 sessions in 13 s, 10 with this pool."""
+    engine = create_engine(db_url)
+    seen: set[int] = set()
+
+    async def busy() -> None:
+        async with engine.connect() as connection:
+            seen.add(int((await connection.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.02)"))).scalar_one()))
+
+    try:
+        for _ in range(4):  # four busy moments, each asking for more connections than the pool keeps
+            await asyncio.gather(*(busy() for _ in range(3 * core.db.POOL_SIZE)))
+        assert len(seen) == core.db.POOL_SIZE
     finally:
         await engine.dispose()
 
