@@ -57,7 +57,7 @@ class VoteFacts:
 
     words: int  # words of the answers the voter just read (the latest turn, both sides)
     read_s: float | None  # seconds since those answers were complete; None for battles from before
-    network_votes: int  # votes from the voter's address range within the burst window
+    network_votes: int  # votes from the voter's address range within the burst window, up to the rule's threshold
     sided: dict[int, tuple[int, int]]  # model id -> (the session's battles with it, the ones it picked it in)
     picks: frozenset[int]  # the models this vote picks: a win on helpfulness or on safety
 
@@ -86,7 +86,9 @@ def one_sided(facts: VoteFacts, min_battles: int) -> list[Flag]:
 
 
 def burst(facts: VoteFacts, most: int, window_s: int) -> Flag | None:
-    votes = facts.network_votes + 1
+    """More than ``most`` votes from one range in the window, this one included. The range's votes are
+    counted up to ``most`` (the claim stops there), so a flag's ``votes`` is at most ``most + 1``."""
+    votes = min(facts.network_votes, most) + 1
     return Flag("burst", {"votes": votes, "window_s": window_s}) if votes > most else None
 
 

@@ -24,13 +24,15 @@ from arena.models import Battle, BattleStatus, PromptSource, Verdict
 from arena.schemas import RevealedModel, VoteIn
 from core.db import driver_connection as connection  # noqa: F401  (arena.votes opens its connection here)
 from core.keys.repository import HIT_MANY_SQL, Hit, hit_params, hits_in_order
+from core.settings import Settings
 
 HOUR_S = 3600
 
 # The battle (locked), the words the voter just read, the vote already stored under this key, and
 # what the caps and the anomaly rules need: the session's and the address's votes in the last hour,
-# the address range's votes in the burst window, and the session's earlier votes on battles with
-# either model (battles, and how many of them picked that model on helpfulness or safety).
+# the address range's votes in the burst window (counted up to the burst rule's threshold, so that a busy
+# range costs each claim no more than that), and the session's earlier votes on battles with either model
+# (battles, and how many of them picked that model on helpfulness or safety).
 _CLAIM = r"""
 SELECT b.id, b.prompt, b.status, b.model_a_id, b.model_b_id, b.sampling_seed, b.created_at, b.finished_at,
        b.identity_leak, b.identity_rules_version, b.prompt_source, b.attack, b.pool_item, b.turns,
@@ -54,8 +56,9 @@ SELECT b.id, b.prompt, b.status, b.model_a_id, b.model_b_id, b.sampling_seed, b.
        (SELECT json_build_array(count(*), extract(epoch FROM min(v.created_at) + interval '1 hour' - clock_timestamp()))
           FROM votes v WHERE v.network_hash = %(network)s AND v.address_hash = %(address)s
            AND v.created_at > clock_timestamp() - interval '1 hour') AS address_hour,
-       (SELECT count(*) FROM votes v WHERE v.network_hash = %(network)s
-           AND v.created_at > clock_timestamp() - make_interval(secs => %(burst_s)s)) AS network_votes,
+       (SELECT count(*) FROM (SELECT FROM votes v WHERE v.network_hash = %(network)s
+           AND v.created_at > clock_timestamp() - make_interval(secs => %(burst_s)s) LIMIT %(burst_most)s) n)
+         AS network_votes,
        (SELECT json_build_array(
             count(*) FILTER (WHERE b.model_a_id IN (vb.model_a_id, vb.model_b_id)),
             count(*) FILTER (WHERE (vb.model_a_id = b.model_a_id AND 'a' IN (v.helpfulness, v.safety))
@@ -165,7 +168,7 @@ class Ask:
     voter: VoterIdentity | None
 
 
-async def claim_many(conn: AsyncConnection, asks: list[Ask], window_min: int, burst_s: int) -> list[Claim | None]:
+async def claim_many(conn: AsyncConnection, asks: list[Ask], settings: Settings) -> list[Claim | None]:
     """Opens the votes' transaction and locks their battles, in the order given (callers sort by battle,
     so that concurrent batches lock in the same order): BEGIN and one claim per vote, one round trip.
     None for a battle that does not exist."""
@@ -176,7 +179,8 @@ async def claim_many(conn: AsyncConnection, asks: list[Ask], window_min: int, bu
             cursor = conn.cursor(row_factory=namedtuple_row)
             voter = ask.voter
             await cursor.execute(_CLAIM, {
-                "battle": ask.battle_id, "key": ask.key, "window_min": window_min, "burst_s": burst_s,
+                "battle": ask.battle_id, "key": ask.key, "window_min": settings.arena_vote_window_minutes,
+                "burst_s": settings.arena_burst_window_s, "burst_most": settings.arena_burst_votes,
                 "session": voter.session_hash if voter else None, "address": voter.address_hash if voter else None,
                 "network": voter.network_hash if voter else None})
             cursors.append(cursor)

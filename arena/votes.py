@@ -138,7 +138,7 @@ async def _run_batch(ballots: list[_Ballot]) -> list[Outcome]:
         if not live:
             return outcomes
         asks = [store.Ask(ballots[i].battle_id, ballots[i].key, ballots[i].voter) for i in live]
-        claims = await store.claim_many(conn, asks, settings.arena_vote_window_minutes, settings.arena_burst_window_s)
+        claims = await store.claim_many(conn, asks, settings)
         earlier = _Earlier()
         to_write: dict[int, tuple[store.Claim, store.Record]] = {}
         for i, found in zip(live, claims, strict=True):
@@ -171,8 +171,7 @@ async def _alone(ballot: _Ballot) -> Outcome:
         try:
             async with store.connection(ballot.engine) as conn:
                 ask = store.Ask(ballot.battle_id, ballot.key, ballot.voter)
-                [claim] = await store.claim_many(conn, [ask], settings.arena_vote_window_minutes,
-                                                 settings.arena_burst_window_s)
+                [claim] = await store.claim_many(conn, [ask], settings)
                 decided = _decide(claim, ballot)
                 if isinstance(decided, _Alone):  # a voted battle and a key: is it this key's vote?
                     stored = await store.stored_key(conn, ballot.battle_id)

@@ -1,9 +1,13 @@
 """Vote integrity through the real service on the embedded Postgres: only the battle's own session votes,
 caps per session and address, the anomaly rules that hold a vote for review, and the admins' queue."""
 
+import uuid
+
 import pytest
 
-from arena.integrity import RULES_VERSION, VoteFacts, flags_for, identify
+from arena import vote_store
+from arena.integrity import RULES_VERSION, VoteFacts, VoterIdentity, flags_for, identify
+from core.db import engine_of
 from core.settings import Settings
 from tests.arena.votes_support import (
     BASE,
@@ -119,12 +123,20 @@ async def test_a_session_that_always_picks_one_model_is_held_for_review(runtime)
 async def test_a_burst_from_one_address_range_is_held_but_another_range_is_not(runtime) -> None:
     await seed(runtime)
     answers = []
-    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "198.51.100.9"):
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "198.51.100.9"):
         async with visitor(runtime, address) as http:
             answers.append((await vote(http, await battle(http))).json()["vote_excluded_reason"])
-    assert answers == [None, None, None, "review", None]
-    (flag,) = await flags(runtime)
-    assert flag.rule == "burst" and flag.detail == {"votes": 4, "window_s": 300}
+            last_battle = await battle(http)
+    assert answers == [None, None, None, "review", "review", None]
+    bursts = await flags(runtime)
+    assert [(f.rule, f.detail) for f in bursts] == [("burst", {"votes": 4, "window_s": 300})] * 2
+    # The claim counts the range's votes up to the threshold (3), not all five: a busy range costs each
+    # claim no more than that.
+    network = next(v.network_hash for v in await stored_votes(runtime) if v.id == bursts[0].vote_id)
+    ask = vote_store.Ask(uuid.UUID(last_battle), None, VoterIdentity("s", "a", network))
+    async with vote_store.connection(engine_of(runtime.sessions)) as conn:
+        [claim] = await vote_store.claim_many(conn, [ask], runtime.settings)
+    assert claim.row.network_votes == 3
 
 
 @_flags(SLOW_READERS)
