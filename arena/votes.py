@@ -33,6 +33,7 @@ from core import batching, metrics
 from core.db import engine_of, transaction, utcnow
 from core.errors import LibraError, not_found
 from core.keys import repository as counters
+from core.keys.limits import client_buckets, opens_window, rate_limited, refusal
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ class VoteReceipt(BaseModel):
     battle_id: uuid.UUID
     created_at: datetime
     counted: bool  # False while held for review or kept out (identity leak, rejected)
-
-
-def rate_limited(message: str, retry_after_s: int) -> LibraError:
-    return LibraError(message, status=429, code="rate_limited", headers={"Retry-After": str(max(1, retry_after_s))})
 
 
 def _conflict(message: str, code: str) -> LibraError:
@@ -218,28 +215,29 @@ async def _count_requests(conn: AsyncConnection, ballots: list[_Ballot], setting
     """The window rate limits (LIBRA_RATE_VOTES per LIBRA_RATE_WINDOW_S), per session and per address,
     for every vote of a batch in one statement: every request counts, whatever becomes of it; 429 past
     either limit."""
-    limits = [_limits(ballot.voter, settings) for ballot in ballots]
-    buckets = [bucket for mine in limits for bucket in mine]
-    if not buckets:
+    limits = [_buckets(ballot.voter, settings) for ballot in ballots]
+    named = [bucket for mine in limits for bucket, _ in mine]
+    if not named:
         return [None] * len(ballots)
-    hits = iter(await store.count_hits(conn, buckets, settings.rate_window_s))
+    hits = await store.count_hits(conn, named, settings.rate_window_s)
     refusals: list[LibraError | None] = []
-    new_window = False
+    new_window, start = False, 0
     for mine in limits:
-        counted = [(next(hits), most) for most in mine.values()]
-        new_window = new_window or (bool(counted) and counted[0][0].count == 1)
-        refusals.append(next((rate_limited(f"too many votes from this client; try again in {hit.retry_after_s} s",
-                                           hit.retry_after_s) for hit, most in counted if hit.count > most), None))
-    if new_window:  # a client's new window: now and then, drop counters of clients long gone
+        own = hits[start:start + len(mine)]
+        start += len(mine)
+        new_window = new_window or opens_window(own)
+        refusals.append(refusal("votes", mine, own))
+    if new_window:
         await conn.execute(counters.PURGE_SQL, {"older_than_s": 2 * DAY_S})
     return refusals
 
 
-def _limits(voter: VoterIdentity | None, settings: Settings) -> dict[str, int]:
-    if voter is None or settings.rate_votes == 0:
-        return {}
-    return {f"votes:session:{voter.session_hash}": settings.rate_votes,
-            f"votes:addr:{voter.address_hash}": settings.rate_votes * settings.rate_address_factor}
+def _buckets(voter: VoterIdentity | None, settings: Settings) -> list[tuple[str, int]]:
+    """A vote's rate-limit counters: by the voter's salted hashes (never the address itself)."""
+    if voter is None:
+        return []
+    return client_buckets("votes", voter.session_hash, voter.address_hash, settings.rate_votes,
+                          settings.rate_address_factor)
 
 
 def _already_voted() -> LibraError:

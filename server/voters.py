@@ -1,11 +1,46 @@
-"""The arena's view of a client: salted hashes of its session and address (arena.integrity)."""
+"""Who a client is: its anonymous session (the cookie set by ``server.middleware.SessionCookie``) and its
+address, believed from X-Forwarded-For only behind a trusted proxy. What the service keeps of them is
+their salted hashes (arena.integrity): the arena's votes and every rate-limit counter use those."""
 
+import ipaddress
+from functools import cache
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from arena.integrity import VoterIdentity, identify, voter_salt
-from server.limits import client_address, client_session
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@cache
+def _networks(trusted: str) -> tuple[IpNetwork, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in trusted.split(",") if part.strip())
+
+
+def _trusted(address: str, networks: tuple[IpNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(request: Request, trusted_proxies: str) -> str:
+    """The peer's address; behind a trusted proxy, the nearest X-Forwarded-For hop that is not one."""
+    peer = request.client.host if request.client else "unknown"
+    networks = _networks(trusted_proxies)
+    if not networks or not _trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop
+    return hops[0] if hops else peer
+
+
+def client_session(request: Request) -> str:
+    return request.state.client_session  # always set by the SessionCookie middleware
 
 
 async def voter_identity(request: Request) -> VoterIdentity:  # async: no worker-thread hop (server.deps)

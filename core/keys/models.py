@@ -38,6 +38,7 @@ class RateCounter(Base):
 
     __tablename__ = "rate_counters"
 
-    bucket: Mapped[str] = mapped_column(String(160), primary_key=True)  # e.g. "battles:addr:10.0.0.1"
+    # The action, the kind of client id and its salted hash, e.g. "battles:addr:<64 hex digits>".
+    bucket: Mapped[str] = mapped_column(String(160), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(index=True)
     count: Mapped[int]

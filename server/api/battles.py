@@ -28,7 +28,7 @@ async def create_battle(battle: BattleIn, request: Request, runtime: RuntimeDep,
     # database round trips that stand before the visitor's first token.
     limit = BattleLimit.dependency
     return await service.start_battle(runtime.arena, battle, voter, wait=not battle.stream,
-                                      admit=lambda: limit(request))
+                                      admit=lambda: limit(request, voter))
 
 
 @router.get("/harm-categories")

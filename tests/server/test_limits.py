@@ -15,9 +15,9 @@ from core.keys.models import KeyScope, RateCounter
 from core.keys.service import create_key
 from core.settings import Settings
 from evaluation.models import EvalRun, RunStatus
-from server.limits import client_address
 from server.middleware import SESSION_COOKIE
 from server.seed import seed_defaults
+from server.voters import client_address
 from tests.server.livesite import serving
 
 CONFIG = {"kind": "openai", "base_url": "https://models.example.org/v1", "model": "m"}
@@ -51,6 +51,21 @@ async def test_battles_over_the_limit_get_429_with_retry_after(client, seeded) -
     for _ in range(2):
         assert (await client.post("/api/v1/battles", json={"prompt": "hi"})).status_code == 201
     assert _rate_limited(await client.post("/api/v1/battles", json={"prompt": "hi"}))
+
+
+async def test_counters_name_clients_by_salted_hashes_only(client, seeded, runtime) -> None:  # noqa: ANN001
+    """Battles count like votes: by the session's and the address's salted hashes, never the address or the
+    session id itself (rate_counters outlive the request by days and go into backups)."""
+    assert (await client.post("/api/v1/battles", json={"prompt": "hi"})).status_code == 201
+    await client.post(f"/api/v1/battles/{uuid.uuid4()}/vote", json={"helpfulness": "a"})
+    session_id = client.cookies[SESSION_COOKIE].split(".")[0]
+    async with transaction(runtime.sessions) as session:
+        buckets = sorted(await session.scalars(select(RateCounter.bucket)))
+    assert [b.rsplit(":", 1)[0] for b in buckets] == ["battles:addr", "battles:session", "votes:addr", "votes:session"]
+    assert all(len(b.rsplit(":", 1)[1]) == 64 for b in buckets)
+    assert not any(raw in b for b in buckets for raw in (session_id, "127.0.0.1"))
+    assert {b.rsplit(":", 1)[1] for b in buckets if b.startswith("battles")} == {
+        b.rsplit(":", 1)[1] for b in buckets if b.startswith("votes")}
 
 
 async def test_votes_over_the_limit_get_429(client) -> None:  # noqa: ANN001

@@ -1,0 +1,39 @@
+"""Window rate limits per client, one rule for every action that has one (battles in server.limits,
+votes in arena.votes, which count their hits in their own round trips).
+
+A request hits two counters: its client's session, and its address, which may do ``address_factor``
+times the session's limit since many people can share one address. It is refused (429) when either
+count passes its limit.
+"""
+
+from collections.abc import Sequence
+
+from core.errors import LibraError
+from core.keys.repository import Hit
+
+
+def rate_limited(message: str, retry_after_s: int) -> LibraError:
+    """429 with the seconds to wait in Retry-After (at least 1)."""
+    return LibraError(message, status=429, code="rate_limited", headers={"Retry-After": str(max(1, retry_after_s))})
+
+
+def client_buckets(action: str, session: str, address: str, limit: int, address_factor: int) -> list[tuple[str, int]]:
+    """The counters one request of ``action`` hits, each with its limit; none when ``limit`` is 0 (off)."""
+    if limit == 0:
+        return []
+    return [(f"{action}:session:{session}", limit), (f"{action}:addr:{address}", limit * address_factor)]
+
+
+def refusal(action: str, buckets: Sequence[tuple[str, int]], hits: Sequence[Hit]) -> LibraError | None:
+    """The 429 for a request whose ``hits`` (one per bucket, in order) passed a limit, else None."""
+    for (_, most), hit in zip(buckets, hits, strict=True):
+        if hit.count > most:
+            return rate_limited(f"too many {action} from this client; try again in {hit.retry_after_s} s",
+                                hit.retry_after_s)
+    return None
+
+
+def opens_window(hits: Sequence[Hit]) -> bool:
+    """Whether a request's first hit began its client's window: the moment to purge long-gone clients'
+    counters now and then (core.keys.repository.purge_counters), rather than on every request."""
+    return bool(hits) and hits[0].count == 1
