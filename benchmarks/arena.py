@@ -46,11 +46,13 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import psycopg
 
 from benchmarks.arena_pairing import SimPlan
 from core.db import libpq_url
 from core.migrate import upgrade
+from core.pg_reaper import postmaster_pid
 from core.pgserver import embedded_postgres
 
 CONCURRENCY = 16
@@ -251,6 +253,44 @@ class Connection:
 Call = Callable[[Connection, int], Awaitable[bool]]
 
 
+def tree_cpu_s(root: psutil.Process) -> float:
+    """CPU seconds (user + system) used so far by a process and its descendants: the live ones, and through
+    their parents' children_* times the ended ones (Postgres ends a backend with each closed connection)."""
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+class CpuMeter:
+    """Cores used during a phase: by this process (the client), a server's processes, and Postgres."""
+
+    def __init__(self, server_pid: int, postgres_pid: int | None) -> None:
+        self.server = psutil.Process(server_pid)
+        self.postgres = psutil.Process(postgres_pid) if postgres_pid else None
+
+    def _used(self) -> tuple[float, float, float]:
+        postgres = tree_cpu_s(self.postgres) if self.postgres else 0.0
+        return time.process_time(), tree_cpu_s(self.server), postgres
+
+    async def measure(self, phase: Awaitable[Phase]) -> dict[str, Any]:
+        wall, before = time.perf_counter(), self._used()
+        result = await phase
+        wall = time.perf_counter() - wall
+        used = [b - a for a, b in zip(before, self._used(), strict=True)]
+        client, server, postgres = (round(u / wall, 2) for u in used)
+        done = result.requests + result.errors
+        # CPU per request: what a ratio to /healthz is made of (the service's, Postgres', the client's).
+        per_request = {f"{name}_cpu_ms_per_request": round(1000 * u / done, 3) if done else None
+                       for name, u in zip(("client", "server", "postgres"), used, strict=True)}
+        return {**result.figures(), "client_cpu_cores": client, "server_cpu_cores": server,
+                "postgres_cpu_cores": postgres, **per_request}
+
+
 async def load(connections: list[Connection], call: Call, *, seconds: float | None, total: int | None) -> Phase:
     """One worker per connection calls until the time is up or `total` calls are made; successes are timed."""
     latencies: list[float] = []
@@ -320,7 +360,7 @@ class Ledger:
         return work
 
 
-async def http_phases(port: int, p: Plan, rng: np.random.Generator) -> tuple[dict[str, Any], Ledger]:
+async def http_phases(port: int, p: Plan, rng: np.random.Generator, meter: CpuMeter) -> tuple[dict[str, Any], Ledger]:
     ledger = Ledger([], [])
     verdicts = np.array(["a", "b", "tie", "both_bad"])
     picks = rng.integers(0, 4, size=(1_000_000, 2))  # drawn up front: the timed loop does no sampling
@@ -362,17 +402,16 @@ async def http_phases(port: int, p: Plan, rng: np.random.Generator) -> tuple[dic
     connections = [Connection("127.0.0.1", port) for _ in range(CONCURRENCY)]
     try:
         await load(connections, healthz, seconds=1.0, total=None)  # warm-up: connections, cookies, caches
-        health = await load(connections, healthz, seconds=p.phase_s, total=None)
-        battles = await load(connections, create, seconds=p.battle_s, total=None)
-        votes = await load_own(connections, vote, ledger.by_connection(ledger.battles))
+        health = await meter.measure(load(connections, healthz, seconds=p.phase_s, total=None))
+        battles = await meter.measure(load(connections, create, seconds=p.battle_s, total=None))
+        votes = await meter.measure(load_own(connections, vote, ledger.by_connection(ledger.battles)))
         sample = ledger.acknowledged[:200]
         retried = await load_own(connections, retry, ledger.by_connection(sample))
         refused = await load_own(connections, revote, ledger.by_connection(sample))
     finally:
         for connection in connections:
             connection.close()
-    phases = {"healthz": health.figures(), "battle_create": battles.figures(),
-              "vote": {**votes.figures(), "refused_by_status": ledger.refusals},
+    phases = {"healthz": health, "battle_create": battles, "vote": {**votes, "refused_by_status": ledger.refusals},
               "retried_votes_same_key": {"sent": retried.requests + retried.errors,
                                          "same_answer_200": retried.requests},
               "revotes_refused": {"sent": refused.requests + refused.errors, "refused_409": refused.requests}}
@@ -410,8 +449,9 @@ def measure_http(p: Plan, rng: np.random.Generator) -> dict[str, Any]:
             register_stub_models(url, stub_url)
             port = free_port()
             server = start_server(server_env(url, home), port)
+            meter = CpuMeter(server.pid, postmaster_pid(Path(home) / "pg" / "pg"))  # embedded_postgres serves pg/pg
             try:
-                phases, ledger = asyncio.run(http_phases(port, p, rng))
+                phases, ledger = asyncio.run(http_phases(port, p, rng, meter))
             finally:
                 stop(server)
             return {**phases, "votes_audit": audit(url, ledger)}

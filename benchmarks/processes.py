@@ -30,20 +30,18 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 from benchmarks.arena import (
     API,
     CONCURRENCY,
     Connection,
+    CpuMeter,
     Ledger,
-    Phase,
     audit,
     free_port,
     load,
@@ -73,39 +71,6 @@ class Plan:
 
 def plan(quick: bool) -> Plan:
     return Plan(rounds=3, phase_s=2.0, battle_s=3.0) if quick else Plan(rounds=5, phase_s=8.0, battle_s=10.0)
-
-
-def tree_cpu_s(root: psutil.Process) -> float:
-    """CPU seconds (user + system) used so far by a process and its descendants: the live ones, and through
-    their parents' children_* times the ended ones (Postgres ends a backend with each closed connection)."""
-    total = 0.0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-class CpuMeter:
-    """Cores used during a phase: by this process (the client), a server's processes, and Postgres."""
-
-    def __init__(self, server_pid: int, postgres_pid: int | None) -> None:
-        self.server = psutil.Process(server_pid)
-        self.postgres = psutil.Process(postgres_pid) if postgres_pid else None
-
-    def _used(self) -> tuple[float, float, float]:
-        postgres = tree_cpu_s(self.postgres) if self.postgres else 0.0
-        return time.process_time(), tree_cpu_s(self.server), postgres
-
-    async def measure(self, phase: Awaitable[Phase]) -> dict[str, Any]:
-        wall, before = time.perf_counter(), self._used()
-        result = await phase
-        wall = time.perf_counter() - wall
-        client, server, postgres = (round((b - a) / wall, 2) for a, b in zip(before, self._used(), strict=True))
-        return {**result.figures(), "client_cpu_cores": client, "server_cpu_cores": server,
-                "postgres_cpu_cores": postgres}
 
 
 async def one_round(port: int, meter: CpuMeter, p: Plan, rng: np.random.Generator, ledger: Ledger

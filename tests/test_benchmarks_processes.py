@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from benchmarks import processes
-from benchmarks.arena import Phase
+from benchmarks.arena import CpuMeter, Phase
 
 
 def _phase(rps: float, errors: int = 0) -> dict:
@@ -40,6 +40,7 @@ def test_the_cpu_meter_counts_the_work_of_the_measured_phase() -> None:
         end = sum(i * i for i in range(300_000))  # some client CPU for the meter to see
         return Phase(requests=int(end > 0), errors=0, seconds=1.0, latencies_s=np.array([0.001]))
 
-    figures = asyncio.run(processes.CpuMeter(os.getpid(), None).measure(busy()))
+    figures = asyncio.run(CpuMeter(os.getpid(), None).measure(busy()))
     assert figures["requests"] == 1 and figures["client_cpu_cores"] > 0
     assert figures["postgres_cpu_cores"] == 0.0
+    assert figures["client_cpu_ms_per_request"] > 0 and figures["postgres_cpu_ms_per_request"] == 0.0
