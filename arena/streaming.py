@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.02  # one frame per side per tick at most; under 40 ms so text still looks live
 KEEP_FINISHED_S = 300.0  # finished feeds kept in memory for reconnects; later ones replay from the database
+# Finished feeds are looked for at most this often: a busy process keeps thousands (five minutes of
+# battles), and a scan at every launch made each battle cost more the more battles came before it.
+SWEEP_EVERY_S = 5.0
 PING_S = 15.0  # a comment line on an idle stream, so proxies keep the connection open
 
 
@@ -140,6 +143,7 @@ class StreamHub:
         self._feeds: dict[uuid.UUID, TurnFeed] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._swept_at = float("-inf")
 
     def feed(self, battle_id: uuid.UUID) -> TurnFeed | None:
         return self._feeds.get(battle_id)
@@ -172,6 +176,9 @@ class StreamHub:
 
     def _forget_old(self) -> None:
         now = asyncio.get_running_loop().time()
+        if now - self._swept_at < SWEEP_EVERY_S:
+            return
+        self._swept_at = now
         old = [bid for bid, f in self._feeds.items() if f.finished_at is not None and now - f.finished_at > KEEP_FINISHED_S]
         for battle_id in old:
             del self._feeds[battle_id]

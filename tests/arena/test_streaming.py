@@ -152,6 +152,26 @@ def test_a_tick_sends_each_sides_gathered_text_as_one_frame() -> None:
         ("a", "Hello there"), ("b", "Hello there"), ("a", "general Kenobi"), ("b", "general Kenobi")]
 
 
+async def test_finished_feeds_are_forgotten_by_a_sweep_at_most_every_few_seconds(monkeypatch) -> None:
+    """A launch looks for finished feeds past KEEP_FINISHED_S only when SWEEP_EVERY_S has passed since the
+    last look: a scan of every feed at every launch grew with the battles of the last five minutes."""
+    monkeypatch.setattr(streaming, "KEEP_FINISHED_S", 0.0)
+    monkeypatch.setattr(streaming, "SWEEP_EVERY_S", 3600.0)
+    hub = StreamHub()
+
+    async def done(feed: TurnFeed) -> None:
+        feed.finish("ready")
+
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await hub.launch(first, "1.0", done).task  # the hub's first launch sweeps (nothing to forget yet)
+    await hub.launch(second, "1.0", done).task
+    assert hub.feed(first) is not None  # finished and past its time, but no sweep is due
+    monkeypatch.setattr(streaming, "SWEEP_EVERY_S", 0.0)
+    hub.launch(third, "1.0", done)
+    assert hub.feed(first) is None and hub.feed(second) is None and hub.feed(third) is not None
+    await hub.aclose()
+
+
 async def test_another_process_replays_a_finished_turn_from_the_database(runtime, models) -> None:
     async with client_for(runtime, both()) as http:
         created, live = await _streamed(http)
