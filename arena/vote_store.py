@@ -23,7 +23,6 @@ from arena.integrity import Flag, VoterIdentity
 from arena.models import Battle, BattleStatus, PromptSource, Verdict
 from arena.schemas import RevealedModel, VoteIn
 from core.db import driver_connection as connection  # noqa: F401  (arena.votes opens its connection here)
-from core.keys.repository import HIT_MANY_SQL, Hit, hit_params, hits_in_order
 from core.settings import Settings
 
 HOUR_S = 3600
@@ -147,16 +146,6 @@ def _battle(row: Any) -> Battle:
     battle = Battle(**{name: getattr(row, name) for name in _BATTLE_COLUMNS})
     battle.status, battle.prompt_source = BattleStatus(row.status), PromptSource(row.prompt_source)
     return battle
-
-
-async def count_hits(conn: AsyncConnection, buckets: list[str], window_s: int) -> list[Hit]:
-    """The rate-limit hits (core.keys.repository; a bucket named k times counts k): one implicit
-    transaction of their own, committed without waiting for the disk (a crash may forget the last hits,
-    nothing else), so that an address's counter row is locked for microseconds. One round trip."""
-    async with conn.pipeline():  # leaving the block sends the Sync: the statements go in one round trip
-        await conn.execute("SET LOCAL synchronous_commit TO off")
-        cursor = await conn.execute(HIT_MANY_SQL, hit_params(buckets, window_s))
-    return hits_in_order(await cursor.fetchall(), buckets)
 
 
 @dataclass(frozen=True)

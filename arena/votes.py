@@ -33,11 +33,10 @@ from core import batching, metrics
 from core.db import engine_of, transaction, utcnow
 from core.errors import LibraError, not_found
 from core.keys import repository as counters
-from core.keys.limits import client_buckets, opens_window, rate_limited, refusal
+from core.keys.limits import PURGE_AFTER_S, client_buckets, opens_window, rate_limited, refusal
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-DAY_S = 86_400
 
 
 class VoteReceipt(BaseModel):
@@ -219,7 +218,7 @@ async def _count_requests(conn: AsyncConnection, ballots: list[_Ballot], setting
     named = [bucket for mine in limits for bucket, _ in mine]
     if not named:
         return [None] * len(ballots)
-    hits = await store.count_hits(conn, named, settings.rate_window_s)
+    hits = await counters.count_hits(conn, named, settings.rate_window_s)
     refusals: list[LibraError | None] = []
     new_window, start = False, 0
     for mine in limits:
@@ -228,7 +227,7 @@ async def _count_requests(conn: AsyncConnection, ballots: list[_Ballot], setting
         new_window = new_window or opens_window(own)
         refusals.append(refusal("votes", mine, own))
     if new_window:
-        await conn.execute(counters.PURGE_SQL, {"older_than_s": 2 * DAY_S})
+        await counters.purge_counters(conn, PURGE_AFTER_S)
     return refusals
 
 

@@ -148,15 +148,6 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
-@asynccontextmanager
-async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session whose every statement commits on its own: for counters that must not hold their row
-    locks for the length of a request's transaction (rate limits)."""
-    async with sessions() as session:
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield session
-
-
 # SQLSTATEs of a server that is going away or not there yet (class 08: the connection itself).
 _GONE_STATES = {"57P01", "57P02", "57P03", "53300"}
 

@@ -12,9 +12,9 @@ from fastapi import Depends, Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import autocommit
+from core.db import driver_connection, engine_of
 from core.keys import repository as counters
-from core.keys.limits import client_buckets, opens_window, rate_limited, refusal
+from core.keys.limits import PURGE_AFTER_S, client_buckets, opens_window, rate_limited, refusal
 from core.keys.models import ApiKey, KeyScope
 from core.registry.models import Contestant
 from core.settings import Settings
@@ -35,10 +35,10 @@ def _rate_limit(action: str, limit_of: Callable[[Settings], int]) -> Callable:
             return
         # One autocommit statement, before the action: a hit counts even when the action then fails, and
         # an address's counter row is locked for that statement alone.
-        async with autocommit(runtime.sessions) as session:
-            hits = await counters.hit_many(session, [bucket for bucket, _ in buckets], settings.rate_window_s)
+        async with driver_connection(engine_of(runtime.sessions)) as conn:
+            hits = await counters.count_hits(conn, [bucket for bucket, _ in buckets], settings.rate_window_s)
             if opens_window(hits):
-                await counters.purge_counters(session, older_than_s=2 * DAY_S)
+                await counters.purge_counters(conn, PURGE_AFTER_S)
         refused = refusal(action, buckets, hits)
         if refused is not None:
             raise refused

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from core.errors import LibraError
 from core.keys.repository import Hit
 
+PURGE_AFTER_S = 2 * 86_400  # counters of clients gone this long are dropped when a window opens
+
 
 def rate_limited(message: str, retry_after_s: int) -> LibraError:
     """429 with the seconds to wait in Retry-After (at least 1)."""
@@ -35,5 +37,5 @@ def refusal(action: str, buckets: Sequence[tuple[str, int]], hits: Sequence[Hit]
 
 def opens_window(hits: Sequence[Hit]) -> bool:
     """Whether a request's first hit began its client's window: the moment to purge long-gone clients'
-    counters now and then (core.keys.repository.purge_counters), rather than on every request."""
+    counters (core.keys.repository.purge_counters, PURGE_AFTER_S) now and then, not on every request."""
     return bool(hits) and hits[0].count == 1

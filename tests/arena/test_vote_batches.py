@@ -133,10 +133,10 @@ async def test_a_batch_whose_write_fails_sends_its_votes_through_the_single_path
 
 
 async def test_a_bucket_named_several_times_counts_each_hit_in_order(runtime) -> None:
-    from core.db import autocommit
-    from core.keys.repository import hit_many
+    from core.db import driver_connection, engine_of
+    from core.keys.repository import count_hits
 
-    async with autocommit(runtime.sessions) as session:
-        first = await hit_many(session, ["x", "x", "y", "x"], 3600)
-        second = await hit_many(session, ["y", "x"], 3600)
+    async with driver_connection(engine_of(runtime.sessions)) as conn:
+        first = await count_hits(conn, ["x", "x", "y", "x"], 3600)
+        second = await count_hits(conn, ["y", "x"], 3600)
     assert [hit.count for hit in first] == [1, 2, 1, 3] and [hit.count for hit in second] == [2, 4]
