@@ -44,13 +44,24 @@ _MODEL_COLUMNS = tuple(column.name for column in Contestant.__table__.columns)
 # votes, in id order; and the latest refresh's pair scores. SQL text without parameters, so that the
 # battle path runs it on the driver's own connection (arena.pairing.draw_on) and other callers through
 # their session, and both build the same rows.
+#
+# The votes per model come from one pass over the helpfulness rows (each pair counts for both of its
+# models): a count per model, each reading every helpfulness row for its two columns, cost n^3 / 2 row
+# reads a battle, 76 ms at 100 models.
 DRAWABLE_SQL = f"""
+WITH sides AS (
+  SELECT p.model_lo_id AS model_id, p.lo_wins + p.hi_wins + p.ties + p.both_bad AS games
+    FROM {PairCount.__tablename__} p WHERE p.dimension = 'helpfulness'
+  UNION ALL
+  SELECT p.model_hi_id, p.lo_wins + p.hi_wins + p.ties + p.both_bad
+    FROM {PairCount.__tablename__} p WHERE p.dimension = 'helpfulness'
+), votes AS (SELECT model_id, sum(games) AS votes FROM sides GROUP BY model_id)
 SELECT {", ".join(f"m.{name}" for name in _MODEL_COLUMNS)}, coalesce(w.weight, 1.0) AS weight,
-       (SELECT coalesce(sum(p.lo_wins + p.hi_wins + p.ties + p.both_bad), 0) FROM {PairCount.__tablename__} p
-         WHERE p.dimension = 'helpfulness' AND (p.model_lo_id = m.id OR p.model_hi_id = m.id)) AS votes
+       coalesce(v.votes, 0) AS votes
   FROM {Contestant.__tablename__} m
   LEFT JOIN {PairingWeight.__tablename__} w ON w.model_id = m.id
   LEFT JOIN {ModelHealth.__tablename__} h ON h.model_id = m.id
+  LEFT JOIN votes v ON v.model_id = m.id
  WHERE m.status = '{ContestantStatus.active.value}' AND h.paused_at IS NULL
  ORDER BY m.id
 """
