@@ -224,14 +224,15 @@ class PairingWeight(Base):
 
 class PairScore(Base):
     """Active pairing: how much a vote on this pair would shrink the ranking's uncertainty,
-    computed from the Bradley-Terry fit at each refresh."""
+    computed from the Bradley-Terry fit at each refresh. Every version is kept: a battle's draw record
+    names the version it drew with (battles.pairing["scores_version"])."""
 
     __tablename__ = "arena_pair_scores"
 
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)  # the refresh that wrote it
     model_lo_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
     model_hi_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
     score: Mapped[float] = mapped_column(Float)
-    version: Mapped[int] = mapped_column(Integer)  # the refresh that wrote it
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -5,7 +5,10 @@ P(pair) is proportional to score x weight_a x weight_b x boost_a x boost_b over 
 the ranking's uncertainty (ranking.active, refreshed by `refresh_scores`); a pair without a score yet
 (a new model) gets the highest current score, so it is drawn at least as readily as the most useful
 known pair. Under "uniform" every score is 1. The draw's own seed comes from the battle's generator,
-and `Draw.record` holds every input, so `replay_draw(record)` gives the same pair with no database.
+and `Draw.record` holds every input but the scores, which it names by their refresh's version (kept in
+arena_pair_scores, written once per refresh rather than once per battle: n(n-1)/2 floats a battle were
+102 kB at 100 models). `replay_draw(record, scores)` with that version's scores gives the same pair with
+no database; `replay_stored` loads them.
 """
 
 import logging
@@ -28,7 +31,9 @@ from ranking.counts import PairCounts
 
 log = logging.getLogger(__name__)
 
-RECORD_VERSION = 1
+# 1: the record held the scores of every pair (records stored before version 2 still replay);
+# 2: it names their version ("scores_version") instead.
+RECORD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -58,27 +63,40 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n, k=1)
 
 
-def _pair_list(models: list[int], known: dict[tuple[int, int], float]) -> list[float]:
+Known = dict[tuple[int, int], float]  # a refresh's scores by (low id, high id)
+
+
+def _in_order(models: list[int], known: Known) -> np.ndarray:
     """Scores in triu order of `models` (sorted ids, so low id first); unknown pairs get the top score."""
     a, b = _pairs(len(models))
-    found = np.array([known.get((models[i], models[j]), np.nan) for i, j in zip(a, b, strict=True)])
-    return [float(s) for s in fill_missing(found)]
+    return fill_missing(np.array([known.get((models[i], models[j]), np.nan) for i, j in zip(a, b, strict=True)],
+                                 dtype=np.float64))
 
 
-def pair_probabilities(record: dict[str, Any]) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """The unordered pairs (low id first) of a recorded draw and the probability of each."""
+def record_scores(record: dict[str, Any], known: Known | None = None) -> np.ndarray:
+    """Each pair's score in the draw, in the order of `pair_probabilities`' pairs (triu order of the models)."""
+    if record.get("scores") is not None:  # a version 1 record carries them
+        return np.asarray(record["scores"], dtype=np.float64)
+    if record.get("policy") != "active":
+        return np.ones(len(_pairs(len(record["models"]))[0]))
+    if known is None and record.get("scores_version") is not None:
+        raise ValueError(f"replaying this draw needs the scores of version {record['scores_version']}")
+    return _in_order([int(m) for m in record["models"]], known or {})
+
+
+def pair_probabilities(record: dict[str, Any], known: Known | None = None) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The unordered pairs (low id first) of a recorded draw and the probability of each; `known` holds the
+    scores of the record's `scores_version` (not needed for a version 1 record or under "uniform")."""
     models = [int(m) for m in record["models"]]
     a, b = _pairs(len(models))
     factor = np.asarray(record["weights"], dtype=np.float64) * np.asarray(record["boosts"], dtype=np.float64)
-    scores = record.get("scores")
-    score = np.asarray(scores, dtype=np.float64) if scores is not None else np.ones(len(a))
     pairs = [(models[int(i)], models[int(j)]) for i, j in zip(a, b, strict=True)]
-    return pairs, draw_probabilities(score, factor[a], factor[b])
+    return pairs, draw_probabilities(record_scores(record, known), factor[a], factor[b])
 
 
-def replay_draw(record: dict[str, Any]) -> tuple[int, int]:
+def replay_draw(record: dict[str, Any], known: Known | None = None) -> tuple[int, int]:
     """(model A id, model B id) of a recorded draw; the draw itself is this function, so a replay matches."""
-    pairs, probabilities = pair_probabilities(record)
+    pairs, probabilities = pair_probabilities(record, known)
     if not probabilities.any():  # fewer than two drawable models
         raise _no_pair()
     pair, first_is_a = choose_pair(probabilities, np.random.default_rng(int(record["seed"])))
@@ -86,42 +104,49 @@ def replay_draw(record: dict[str, Any]) -> tuple[int, int]:
     return (lo, hi) if first_is_a else (hi, lo)
 
 
+async def replay_stored(session: AsyncSession, record: dict[str, Any]) -> tuple[int, int]:
+    """`replay_draw` of a stored record, with the scores of its version read from the database."""
+    version = record.get("scores_version")
+    known = await repo.scores_of(session, int(version)) if version is not None and "scores" not in record else None
+    return replay_draw(record, known)
+
+
 def _policy(settings: Settings | None) -> str:
     return str(_setting(settings, "arena_pairing", "active"))
 
 
 def _inputs_from(drawable: repo.Drawable, scores: repo.Scores | None, rng: np.random.Generator,
-                 settings: Settings | None) -> tuple[dict[str, Any], dict[int, Contestant]]:
-    """Every input of one draw (the drawable models, their weights and boosts, the scores, a seed),
-    and the drawable models by id."""
+                 settings: Settings | None) -> tuple[dict[str, Any], Known, dict[int, Contestant]]:
+    """Every input of one draw (the drawable models, their weights and boosts, the scores' version, a
+    seed), the scores themselves, and the drawable models by id."""
     candidates = [(m, w, votes) for m, w, votes in drawable if w > 0]
-    models = [m.id for m, _, _ in candidates]
     policy = _policy(settings)
+    version, known = scores if scores is not None and policy == "active" else (None, {})
     record: dict[str, Any] = {
-        "v": RECORD_VERSION, "policy": policy, "seed": int(rng.integers(0, 2**31)), "models": models,
-        "weights": [w for _, w, _ in candidates], "boosts": [boost_of(v, settings) for _, _, v in candidates],
-        "scores_version": None, "scores": None,
+        "v": RECORD_VERSION, "policy": policy, "seed": int(rng.integers(0, 2**31)),
+        "models": [m.id for m, _, _ in candidates], "weights": [w for _, w, _ in candidates],
+        "boosts": [boost_of(v, settings) for _, _, v in candidates], "scores_version": version,
     }
-    if policy == "active":
-        record["scores_version"], known = scores if scores is not None else (None, {})
-        record["scores"] = _pair_list(models, known)
-    return record, {m.id: m for m, _, _ in candidates}
+    return record, known, {m.id: m for m, _, _ in candidates}
 
 
 async def _inputs(session: AsyncSession, rng: np.random.Generator,
-                  settings: Settings | None) -> tuple[dict[str, Any], dict[int, Contestant]]:
+                  settings: Settings | None) -> tuple[dict[str, Any], Known, dict[int, Contestant]]:
     drawable = await repo.drawable(session)
     scores = await repo.scores(session) if _policy(settings) == "active" else None
     return _inputs_from(drawable, scores, rng, settings)
 
 
-async def draw_record(session: AsyncSession, rng: np.random.Generator, settings: Settings | None) -> dict[str, Any]:
-    """What `draw` would store in battles.pairing for this generator (no pair is chosen)."""
-    return (await _inputs(session, rng, settings))[0]
+async def draw_inputs(session: AsyncSession, rng: np.random.Generator,
+                      settings: Settings | None) -> tuple[dict[str, Any], Known]:
+    """What `draw` would store in battles.pairing for this generator, and the scores it would draw with
+    (no pair is chosen)."""
+    record, known, _ = await _inputs(session, rng, settings)
+    return record, known
 
 
-def _drawn(record: dict[str, Any], models: dict[int, Contestant]) -> Draw:
-    a_id, b_id = replay_draw(record)
+def _drawn(record: dict[str, Any], known: Known, models: dict[int, Contestant]) -> Draw:
+    a_id, b_id = replay_draw(record, known)
     return Draw(models[a_id], models[b_id], record)
 
 
@@ -160,6 +185,6 @@ async def refresh_scores(session: AsyncSession) -> tuple[int, int]:
                for r in await arena_repo.pair_counts(session, "helpfulness")
                if r.model_lo_id in index and r.model_hi_id in index]
     rows = scores_from_counts(ids, PairCounts.from_records([index[m] for m in ids], records)) if records else []
-    version = await repo.replace_scores(session, rows)
+    version = await repo.add_scores(session, rows)
     log.info("arena.pairing.scores_refreshed", extra={"version": version, "pairs": len(rows), "models": len(ids)})
     return version, len(rows)

@@ -66,8 +66,8 @@ class PausedOut(BaseModel):
 
 async def draw_shares(session: AsyncSession, settings: Settings | None) -> dict[int, float]:
     """Per drawable model, the probability that the next draw includes it (0 for the others)."""
-    record = await pairing.draw_record(session, np.random.default_rng(0), settings)
-    pairs, probabilities = pairing.pair_probabilities(record)
+    record, known = await pairing.draw_inputs(session, np.random.default_rng(0), settings)
+    pairs, probabilities = pairing.pair_probabilities(record, known)
     shares: dict[int, float] = {}
     for (lo, hi), p in zip(pairs, probabilities, strict=True):
         shares[lo] = shares.get(lo, 0.0) + float(p)

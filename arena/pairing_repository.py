@@ -4,7 +4,7 @@ with the answers, in arena.turn_store)."""
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,6 +71,7 @@ SCORES_SQL = f"""
 SELECT version, model_lo_id, model_hi_id, score FROM {PairScore.__tablename__}
  WHERE version = (SELECT max(version) FROM {PairScore.__tablename__})
 """
+_SCORES_OF_SQL = f"SELECT model_lo_id, model_hi_id, score FROM {PairScore.__tablename__} WHERE version = :version"
 
 Drawable = list[tuple[Contestant, float, int]]
 Scores = tuple[int | None, dict[tuple[int, int], float]]
@@ -100,15 +101,27 @@ async def scores(session: AsyncSession) -> Scores:
     return score_rows((await session.execute(text(SCORES_SQL))).all())
 
 
-async def replace_scores(session: AsyncSession, rows: Sequence[tuple[int, int, float]]) -> int:
-    """Writes a refresh's scores under the next version, in place of the previous ones."""
-    version = int(await session.scalar(select(func.coalesce(func.max(PairScore.version), 0)))) + 1
-    await session.execute(delete(PairScore))
-    if rows:
-        now = utcnow()
-        await session.execute(insert(PairScore), [
-            {"model_lo_id": lo, "model_hi_id": hi, "score": score, "version": version, "computed_at": now}
-            for lo, hi, score in rows])
+async def scores_of(session: AsyncSession, version: int) -> dict[tuple[int, int], float]:
+    """The scores a refresh wrote under `version`, by (low id, high id); what a stored draw replays with."""
+    rows = await session.execute(text(_SCORES_OF_SQL), {"version": version})
+    return {(int(lo), int(hi)): float(score) for lo, hi, score in rows}
+
+
+async def add_scores(session: AsyncSession, rows: Sequence[tuple[int, int, float]]) -> int:
+    """Writes a refresh's scores under the next version and keeps the earlier versions, which the battles
+    drawn with them name. Scores equal to the latest version's write nothing and return that version, so a
+    quiet arena adds no rows; so do no scores at all (no pair of active models has counted votes), which a
+    version without rows cannot say: the latest version stays in use (0 before the first). Refreshes take turns (the
+    table lock, which readers do not wait for), so each gets its own version."""
+    await session.execute(text(f"LOCK TABLE {PairScore.__tablename__} IN SHARE ROW EXCLUSIVE MODE"))
+    latest, known = await scores(session)
+    if not rows or known == {(lo, hi): score for lo, hi, score in rows}:
+        return latest or 0
+    version = (latest or 0) + 1
+    now = utcnow()
+    await session.execute(insert(PairScore), [
+        {"model_lo_id": lo, "model_hi_id": hi, "score": score, "version": version, "computed_at": now}
+        for lo, hi, score in rows])
     return version
 
 

@@ -74,7 +74,7 @@ async def test_a_paused_model_is_never_drawn_until_resumed(runtime, models) -> N
     async with transaction(runtime.sessions) as session:
         draws = [await pairing.draw(session, np.random.default_rng([3, i]), SETTINGS) for i in range(300)]
         assert all(paused_id not in (d.model_a.id, d.model_b.id) for d in draws)
-        assert paused_id not in (await pairing.draw_record(session, np.random.default_rng(1), SETTINGS))["models"]
+        assert paused_id not in (await pairing.draw_inputs(session, np.random.default_rng(1), SETTINGS))[0]["models"]
     async with transaction(runtime.sessions) as session:
         await health.resume(session, next(s for s, i in models.items() if i == paused_id))
     assert (await _health(runtime, paused_id)).failures_in_row == 0

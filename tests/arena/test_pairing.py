@@ -64,8 +64,8 @@ async def test_a_weight_of_zero_is_never_drawn_and_weights_shape_the_odds(runtim
     draws = await _draws(runtime, uniform, 400)
     assert all(ids[0] not in pair for pair in draws)
     async with transaction(runtime.sessions) as session:
-        record = await pairing.draw_record(session, np.random.default_rng(1), uniform)
-    pairs, p = pairing.pair_probabilities(record)
+        record, _ = await pairing.draw_inputs(session, np.random.default_rng(1), uniform)
+    pairs, p = pairing.pair_probabilities(record)  # under "uniform" the record alone is enough
     assert record["models"] == ids[1:] and record["weights"] == [4.0, 1.0, 1.0]
     assert pairs == [(ids[1], ids[2]), (ids[1], ids[3]), (ids[2], ids[3])]
     assert p == pytest.approx([4 / 9, 4 / 9, 1 / 9])
@@ -78,7 +78,7 @@ async def test_new_models_are_boosted_until_they_have_enough_votes(runtime, mode
     await _give_votes(runtime, ids[:3], 40)  # ids[0..2] counted 40 or 80 votes; ids[3] none
     settings = _settings(arena_pairing="uniform", arena_new_model_votes=30, arena_new_model_boost=3.0)
     async with transaction(runtime.sessions) as session:
-        record = await pairing.draw_record(session, np.random.default_rng(1), settings)
+        record, _ = await pairing.draw_inputs(session, np.random.default_rng(1), settings)
     assert record["boosts"] == [1.0, 1.0, 1.0, 3.0]
     pairs, p = pairing.pair_probabilities(record)
     assert sum(q for pair, q in zip(pairs, p, strict=True) if ids[3] in pair) == pytest.approx(0.75)
@@ -86,19 +86,25 @@ async def test_new_models_are_boosted_until_they_have_enough_votes(runtime, mode
     assert 0.68 < share < 0.82  # 0.75 in expectation, 0.5 without the boost
     enough = _settings(arena_pairing="uniform", arena_new_model_votes=0)
     async with transaction(runtime.sessions) as session:
-        assert (await pairing.draw_record(session, np.random.default_rng(1), enough))["boosts"] == [1.0] * 4
+        assert (await pairing.draw_inputs(session, np.random.default_rng(1), enough))[0]["boosts"] == [1.0] * 4
 
 
 async def test_a_recorded_draw_replays_to_the_same_pair(runtime, models) -> None:
     await _give_votes(runtime, sorted(models.values()), 50)
     async with transaction(runtime.sessions) as session:
         await pairing.refresh_scores(session)
+        known = await repo.scores_of(session, 1)
         for seed in range(30):
             found = await pairing.draw(session, np.random.default_rng(seed), _settings())
             assert found.record["policy"] == "active" and found.record["scores_version"] == 1
-            assert pairing.replay_draw(found.record) == (found.model_a.id, found.model_b.id)
+            assert "scores" not in found.record  # named by version, not copied into every battle
+            assert pairing.replay_draw(found.record, known) == (found.model_a.id, found.model_b.id)
             # What battles.pairing stores (JSONB) replays too: the record survives a JSON round trip.
-            assert pairing.replay_draw(json.loads(json.dumps(found.record))) == (found.model_a.id, found.model_b.id)
+            stored = json.loads(json.dumps(found.record))
+            assert pairing.replay_draw(stored, known) == (found.model_a.id, found.model_b.id)
+            assert await pairing.replay_stored(session, stored) == (found.model_a.id, found.model_b.id)
+        with pytest.raises(ValueError, match="scores of version 1"):
+            pairing.replay_draw(found.record)
     sides: Counter[bool] = Counter()
     for seed in range(200):
         async with transaction(runtime.sessions) as session:
@@ -107,22 +113,53 @@ async def test_a_recorded_draw_replays_to_the_same_pair(runtime, models) -> None
     assert 70 < sides[True] < 130  # side order is random
 
 
-async def test_the_refresh_job_writes_versioned_scores_and_new_models_get_a_fallback(runtime, models) -> None:
+def test_a_record_stored_with_its_scores_still_replays() -> None:
+    """Records of version 1 (before the scores were named by version) carry every pair's score."""
+    record = {"v": 1, "policy": "active", "seed": 11, "models": [3, 5, 9], "weights": [1.0, 1.0, 1.0],
+              "boosts": [1.0, 1.0, 1.0], "scores_version": 4, "scores": [0.0, 1.0, 0.0]}
+    assert all(pairing.replay_draw({**record, "seed": seed}) in ((3, 9), (9, 3)) for seed in range(20))
+    pairs, p = pairing.pair_probabilities(record)
+    assert pairs == [(3, 5), (3, 9), (5, 9)] and list(p) == [0.0, 1.0, 0.0]
+
+
+async def test_the_refresh_job_keeps_every_version_and_new_models_get_a_fallback(runtime, models) -> None:
     ids = sorted(models.values())
     await _give_votes(runtime, ids[:3], 60)  # ids[3] has no votes: no score of its own
     context = _ContextForTests({"sessions": runtime.sessions, "settings": _settings()})
     assert await jobs.refresh_pair_scores(context, timestamp=0) == 1
-    assert await jobs.refresh_pair_scores(context, timestamp=1) == 2
+    async with transaction(runtime.sessions) as session:
+        first = await pairing.draw(session, np.random.default_rng(3), _settings())
+    assert await jobs.refresh_pair_scores(context, timestamp=1) == 1  # no new votes: no new version
+    await _give_votes(runtime, [ids[0], ids[2]], 30)
+    assert await jobs.refresh_pair_scores(context, timestamp=2) == 2
     async with transaction(runtime.sessions) as session:
         rows = (await session.scalars(select(PairScore))).all()
-        record = await pairing.draw_record(session, np.random.default_rng(3), _settings())
-    assert {(r.model_lo_id, r.model_hi_id) for r in rows} == {(ids[0], ids[1]), (ids[0], ids[2]), (ids[1], ids[2])}
-    assert {r.version for r in rows} == {2} and all(r.score > 0 for r in rows)
-    assert record["scores_version"] == 2
-    pairs, _ = pairing.pair_probabilities(record)
-    scores = dict(zip(pairs, record["scores"], strict=True))
-    top = max(r.score for r in rows)
-    assert all(scores[(lo, ids[3])] == top for lo in ids[:3])  # the fallback: as useful as the best pair
+        record, known = await pairing.draw_inputs(session, np.random.default_rng(3), _settings())
+        # The battle drawn with version 1 still replays with version 1's scores, now that 2 is the latest.
+        assert await pairing.replay_stored(session, first.record) == (first.model_a.id, first.model_b.id)
+        assert await repo.scores_of(session, 1) != known
+    pairs_of = {v: {(r.model_lo_id, r.model_hi_id) for r in rows if r.version == v} for v in (1, 2)}
+    assert pairs_of[1] == pairs_of[2] == {(ids[0], ids[1]), (ids[0], ids[2]), (ids[1], ids[2])}
+    assert len(rows) == 6 and all(r.score > 0 for r in rows)
+    assert record["scores_version"] == 2 and known == {(r.model_lo_id, r.model_hi_id): r.score
+                                                       for r in rows if r.version == 2}
+    pairs, scores = pairing.pair_probabilities(record, known)[0], pairing.record_scores(record, known)
+    top = max(known.values())
+    assert all(scores[pairs.index((lo, ids[3]))] == top for lo in ids[:3])  # the fallback: as useful as the best
+
+
+async def test_concurrent_refreshes_take_turns_and_get_their_own_versions(runtime, models) -> None:
+    import asyncio
+
+    ids = sorted(models.values())
+
+    async def refresh(score: float) -> int:
+        async with transaction(runtime.sessions) as session:
+            return await repo.add_scores(session, [(ids[0], ids[1], score), (ids[1], ids[2], 1.0)])
+
+    assert sorted(await asyncio.gather(*(refresh(0.1 * k) for k in range(1, 5)))) == [1, 2, 3, 4]
+    async with transaction(runtime.sessions) as session:
+        assert len((await session.scalars(select(PairScore))).all()) == 8
 
 
 async def test_the_refresh_job_runs_on_the_snapshot_schedule() -> None:
@@ -149,7 +186,8 @@ async def test_a_battle_stores_its_draw_record(client, runtime, models) -> None:
     async with transaction(runtime.sessions) as session:
         battle = (await session.scalars(select(Battle))).one()
     assert battle.pairing["policy"] == "active"
-    assert pairing.replay_draw(battle.pairing) == (battle.model_a_id, battle.model_b_id)
+    async with transaction(runtime.sessions) as session:
+        assert await pairing.replay_stored(session, battle.pairing) == (battle.model_a_id, battle.model_b_id)
 
 
 async def _admin(runtime, scope: KeyScope = KeyScope.admin) -> dict[str, str]:
