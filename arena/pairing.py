@@ -13,6 +13,7 @@ no database; `replay_stored` loads them.
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -59,11 +60,15 @@ def boost_of(votes: int, settings: Settings | None) -> float:
     return 1.0
 
 
+@lru_cache(maxsize=32)
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(n, k=1)
+    """The pairs of n models as index arrays, in np.triu_indices order (read only: they are shared)."""
+    a, b = np.triu_indices(n, k=1)
+    a.flags.writeable = b.flags.writeable = False
+    return a, b
 
 
-Known = dict[tuple[int, int], float]  # a refresh's scores by (low id, high id)
+Known = repo.Known
 
 
 def _in_order(models: list[int], known: Known) -> np.ndarray:
@@ -84,24 +89,34 @@ def record_scores(record: dict[str, Any], known: Known | None = None) -> np.ndar
     return _in_order([int(m) for m in record["models"]], known or {})
 
 
+def _probabilities(record: dict[str, Any], scores: np.ndarray) -> np.ndarray:
+    a, b = _pairs(len(record["models"]))
+    factor = np.asarray(record["weights"], dtype=np.float64) * np.asarray(record["boosts"], dtype=np.float64)
+    return draw_probabilities(scores, factor[a], factor[b])
+
+
+def _choose(record: dict[str, Any], probabilities: np.ndarray) -> tuple[int, int]:
+    """The draw itself: (model A id, model B id) from the pairs' probabilities and the record's seed."""
+    if not probabilities.any():  # fewer than two drawable models
+        raise _no_pair()
+    pair, first_is_a = choose_pair(probabilities, np.random.default_rng(int(record["seed"])))
+    a, b = _pairs(len(record["models"]))
+    lo, hi = int(record["models"][a[pair]]), int(record["models"][b[pair]])
+    return (lo, hi) if first_is_a else (hi, lo)
+
+
 def pair_probabilities(record: dict[str, Any], known: Known | None = None) -> tuple[list[tuple[int, int]], np.ndarray]:
     """The unordered pairs (low id first) of a recorded draw and the probability of each; `known` holds the
     scores of the record's `scores_version` (not needed for a version 1 record or under "uniform")."""
     models = [int(m) for m in record["models"]]
     a, b = _pairs(len(models))
-    factor = np.asarray(record["weights"], dtype=np.float64) * np.asarray(record["boosts"], dtype=np.float64)
     pairs = [(models[int(i)], models[int(j)]) for i, j in zip(a, b, strict=True)]
-    return pairs, draw_probabilities(record_scores(record, known), factor[a], factor[b])
+    return pairs, _probabilities(record, record_scores(record, known))
 
 
 def replay_draw(record: dict[str, Any], known: Known | None = None) -> tuple[int, int]:
-    """(model A id, model B id) of a recorded draw; the draw itself is this function, so a replay matches."""
-    pairs, probabilities = pair_probabilities(record, known)
-    if not probabilities.any():  # fewer than two drawable models
-        raise _no_pair()
-    pair, first_is_a = choose_pair(probabilities, np.random.default_rng(int(record["seed"])))
-    lo, hi = pairs[pair]
-    return (lo, hi) if first_is_a else (hi, lo)
+    """(model A id, model B id) of a recorded draw, with the same functions the draw ran, so a replay matches."""
+    return _choose(record, _probabilities(record, record_scores(record, known)))
 
 
 async def replay_stored(session: AsyncSession, record: dict[str, Any]) -> tuple[int, int]:
@@ -111,58 +126,111 @@ async def replay_stored(session: AsyncSession, record: dict[str, Any]) -> tuple[
     return replay_draw(record, known)
 
 
+class _ScoreCache:
+    """Refreshes' scores, read once per process, and in triu order of the drawable models, built once per
+    set of models: at 100 models, reading 4,950 rows and ordering them took most of a draw's 24 ms of CPU.
+    A version's rows never change once written (`repo.Latest` names them), so a copy is never stale."""
+
+    KEEP = 2  # versions (a draw that read the latest just before a refresh may still ask for the previous)
+
+    def __init__(self) -> None:
+        self._known: dict[repo.Latest, Known] = {}
+        self._ordered: dict[tuple[repo.Latest, tuple[int, ...]], np.ndarray] = {}
+
+    def known(self, latest: repo.Latest) -> Known | None:
+        return self._known.get(latest)
+
+    def keep(self, latest: repo.Latest, known: Known) -> Known:
+        if len(self._known) >= self.KEEP:
+            self._known.clear()
+        self._known[latest] = known
+        return known
+
+    def in_order(self, latest: repo.Latest, known: Known, models: list[int]) -> np.ndarray:
+        """`known` (the scores of `latest`) in triu order of `models`."""
+        key = (latest, tuple(models))
+        found = self._ordered.get(key)
+        if found is None:
+            if len(self._ordered) >= 8:  # new versions or sets of models: start again
+                self._ordered.clear()
+            found = self._ordered[key] = _in_order(models, known)
+            found.flags.writeable = False
+        return found
+
+
+_cache = _ScoreCache()
+
+
 def _policy(settings: Settings | None) -> str:
     return str(_setting(settings, "arena_pairing", "active"))
 
 
-def _inputs_from(drawable: repo.Drawable, scores: repo.Scores | None, rng: np.random.Generator,
-                 settings: Settings | None) -> tuple[dict[str, Any], Known, dict[int, Contestant]]:
-    """Every input of one draw (the drawable models, their weights and boosts, the scores' version, a
-    seed), the scores themselves, and the drawable models by id."""
-    candidates = [(m, w, votes) for m, w, votes in drawable if w > 0]
+@dataclass(frozen=True)
+class _Inputs:
+    record: dict[str, Any]  # what battles.pairing stores
+    known: Known  # the scores of record["scores_version"] ({} when none)
+    scores: np.ndarray  # each pair's score, in triu order of record["models"]
+    models: dict[int, repo.DrawableModel]
+
+
+def _inputs_from(drawable: repo.Drawable, latest: repo.Latest | None, known: Known, rng: np.random.Generator,
+                 settings: Settings | None) -> _Inputs:
+    """Every input of one draw: the drawable models, their weights and boosts, the scores' version (with
+    `known`, its scores) and a seed."""
+    candidates = [m for m in drawable if m.weight > 0]
+    ids = [m.id for m in candidates]
     policy = _policy(settings)
-    version, known = scores if scores is not None and policy == "active" else (None, {})
+    if policy != "active":
+        latest, known = None, {}
     record: dict[str, Any] = {
-        "v": RECORD_VERSION, "policy": policy, "seed": int(rng.integers(0, 2**31)),
-        "models": [m.id for m, _, _ in candidates], "weights": [w for _, w, _ in candidates],
-        "boosts": [boost_of(v, settings) for _, _, v in candidates], "scores_version": version,
+        "v": RECORD_VERSION, "policy": policy, "seed": int(rng.integers(0, 2**31)), "models": ids,
+        "weights": [m.weight for m in candidates], "boosts": [boost_of(m.votes, settings) for m in candidates],
+        "scores_version": latest.version if latest is not None else None,
     }
-    return record, known, {m.id: m for m, _, _ in candidates}
+    scores = _cache.in_order(latest, known, ids) if latest is not None else record_scores(record, known)
+    return _Inputs(record, known, scores, {m.id: m for m in candidates})
 
 
-async def _inputs(session: AsyncSession, rng: np.random.Generator,
-                  settings: Settings | None) -> tuple[dict[str, Any], Known, dict[int, Contestant]]:
+async def _inputs(session: AsyncSession, rng: np.random.Generator, settings: Settings | None) -> _Inputs:
     drawable = await repo.drawable(session)
-    scores = await repo.scores(session) if _policy(settings) == "active" else None
-    return _inputs_from(drawable, scores, rng, settings)
+    latest = await repo.latest(session) if _policy(settings) == "active" else None
+    known = _cache.known(latest) if latest is not None else {}
+    if latest is not None and known is None:
+        known = _cache.keep(latest, await repo.scores_of(session, latest.version))
+    return _inputs_from(drawable, latest, known, rng, settings)
 
 
 async def draw_inputs(session: AsyncSession, rng: np.random.Generator,
                       settings: Settings | None) -> tuple[dict[str, Any], Known]:
-    """What `draw` would store in battles.pairing for this generator, and the scores it would draw with
+    """What `draw` would store in battles.pairing for this generator, and the scores of its version
     (no pair is chosen)."""
-    record, known, _ = await _inputs(session, rng, settings)
-    return record, known
+    found = await _inputs(session, rng, settings)
+    return found.record, found.known
 
 
-def _drawn(record: dict[str, Any], known: Known, models: dict[int, Contestant]) -> Draw:
-    a_id, b_id = replay_draw(record, known)
-    return Draw(models[a_id], models[b_id], record)
+def _drawn(found: _Inputs) -> Draw:
+    a_id, b_id = _choose(found.record, _probabilities(found.record, found.scores))
+    return Draw(found.models[a_id].model(), found.models[b_id].model(), found.record)
 
 
 async def draw(session: AsyncSession, rng: np.random.Generator, settings: Settings | None = None) -> Draw:
-    return _drawn(*await _inputs(session, rng, settings))
+    return _drawn(await _inputs(session, rng, settings))
 
 
 async def draw_on(conn: AsyncConnection, rng: np.random.Generator, settings: Settings | None = None) -> Draw:
     """`draw` on the driver's own connection (autocommit): both reads in one round trip, no ORM session;
-    the battle-creation path, where a session's unit of work cost more CPU than the database did."""
+    the battle-creation path, where a session's unit of work cost more CPU than the database did. The
+    scores themselves are read only when a refresh has written a new version."""
     active = _policy(settings) == "active"
     async with conn.pipeline():
         drawable = await conn.execute(repo.DRAWABLE_SQL)
-        scores = await conn.execute(repo.SCORES_SQL) if active else None
-    found = repo.score_rows(await scores.fetchall()) if scores is not None else None
-    return _drawn(*_inputs_from(repo.drawable_rows(await drawable.fetchall()), found, rng, settings))
+        newest = await conn.execute(repo.LATEST_SQL) if active else None
+    latest = repo.latest_row(await newest.fetchone()) if newest is not None else None
+    known = _cache.known(latest) if latest is not None else {}
+    if latest is not None and known is None:
+        rows = await (await conn.execute(repo.SCORES_OF_SQL, {"version": latest.version})).fetchall()
+        known = _cache.keep(latest, repo.known_rows(rows))
+    return _drawn(_inputs_from(repo.drawable_rows(await drawable.fetchall()), latest, known, rng, settings))
 
 
 def scores_from_counts(ids: list[int], counts: PairCounts) -> list[tuple[int, int, float]]:

@@ -1,10 +1,13 @@
 """All SQL of pairing and model health: maintainer weights, pair scores and pauses (a failure run is counted
 with the answers, in arena.turn_store)."""
 
+import json
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,9 +51,12 @@ async def counted_votes(session: AsyncSession) -> dict[int, int]:
 
 
 _MODEL_COLUMNS = tuple(column.name for column in Contestant.__table__.columns)
+# JSON columns come as text, parsed only for the two models a draw picks (at 100 models, parsing every
+# drawable model's config was most of what was left of a draw's CPU).
+_JSON_COLUMNS = frozenset(c.name for c in Contestant.__table__.columns if isinstance(c.type, JSONB))
 
 # Active models that are not paused, with their weight (1 when none is stored) and counted helpfulness
-# votes, in id order; and the latest refresh's pair scores. SQL text without parameters, so that the
+# votes, in id order. SQL text without parameters, so that the
 # battle path runs it on the driver's own connection (arena.pairing.draw_on) and other callers through
 # their session, and both build the same rows.
 #
@@ -58,7 +64,7 @@ _MODEL_COLUMNS = tuple(column.name for column in Contestant.__table__.columns)
 # reading every helpfulness row for its two columns, cost n^3 / 2 row reads a battle, 76 ms at 100 models.
 DRAWABLE_SQL = f"""
 WITH votes AS ({_VOTES_PER_MODEL_SQL})
-SELECT {", ".join(f"m.{name}" for name in _MODEL_COLUMNS)}, coalesce(w.weight, 1.0) AS weight,
+SELECT {", ".join(f"m.{name}::text" if name in _JSON_COLUMNS else f"m.{name}" for name in _MODEL_COLUMNS)}, coalesce(w.weight, 1.0) AS weight,
        coalesce(v.votes, 0) AS votes
   FROM {Contestant.__tablename__} m
   LEFT JOIN {PairingWeight.__tablename__} w ON w.model_id = m.id
@@ -67,44 +73,73 @@ SELECT {", ".join(f"m.{name}" for name in _MODEL_COLUMNS)}, coalesce(w.weight, 1
  WHERE m.status = '{ContestantStatus.active.value}' AND h.paused_at IS NULL
  ORDER BY m.id
 """
-SCORES_SQL = f"""
-SELECT version, model_lo_id, model_hi_id, score FROM {PairScore.__tablename__}
- WHERE version = (SELECT max(version) FROM {PairScore.__tablename__})
-"""
-_SCORES_OF_SQL = f"SELECT model_lo_id, model_hi_id, score FROM {PairScore.__tablename__} WHERE version = :version"
+# The latest refresh: its version and when it was written. A refresh writes its rows in one transaction
+# and never changes them, so this pair names one set of scores for good (a version number alone could
+# be reused by another database, such as a restored or recreated one, under a process that cached it).
+LATEST_SQL = f"SELECT version, computed_at FROM {PairScore.__tablename__} ORDER BY version DESC LIMIT 1"
+_SCORES_OF = f"SELECT model_lo_id, model_hi_id, score FROM {PairScore.__tablename__} WHERE version = {{}}"
+SCORES_OF_SQL = _SCORES_OF.format("%(version)s")  # on the driver's connection
 
-Drawable = list[tuple[Contestant, float, int]]
-Scores = tuple[int | None, dict[tuple[int, int], float]]
+Known = dict[tuple[int, int], float]  # a refresh's scores by (low id, high id)
+
+
+class Latest(NamedTuple):
+    version: int
+    computed_at: datetime
+
+
+class DrawableModel(NamedTuple):
+    """A drawable model's id, weight and counted votes, and its row, made a model only if it is drawn."""
+
+    id: int
+    weight: float
+    votes: int
+    values: tuple[Any, ...]  # the models row, in _MODEL_COLUMNS order
+
+    def model(self) -> Contestant:
+        """A transient model (in no session)."""
+        values = dict(zip(_MODEL_COLUMNS, self.values, strict=True))
+        values["status"] = ContestantStatus(values["status"])
+        for name in _JSON_COLUMNS:
+            values[name] = json.loads(values[name]) if values[name] is not None else None
+        return Contestant(**values)
+
+
+Drawable = list[DrawableModel]
+_ID_AT = _MODEL_COLUMNS.index("id")
 
 
 def drawable_rows(rows: Sequence[Sequence[Any]]) -> Drawable:
-    """DRAWABLE_SQL's rows as (model, weight, votes); the models are transient (in no session)."""
-    found = []
-    for row in rows:
-        values = dict(zip(_MODEL_COLUMNS, row, strict=False))
-        values["status"] = ContestantStatus(values["status"])
-        found.append((Contestant(**values), float(row[-2]), int(row[-1])))
-    return found
+    """DRAWABLE_SQL's rows."""
+    n = len(_MODEL_COLUMNS)
+    return [DrawableModel(int(row[_ID_AT]), float(row[n]), int(row[n + 1]), tuple(row[:n])) for row in rows]
 
 
-def score_rows(rows: Sequence[Sequence[Any]]) -> Scores:
-    """SCORES_SQL's rows as the version and the scores by (low id, high id)."""
-    return (int(rows[0][0]) if rows else None), {(int(lo), int(hi)): float(score) for _, lo, hi, score in rows}
+def latest_row(row: Sequence[Any] | None) -> Latest | None:
+    return Latest(int(row[0]), row[1]) if row else None
+
+
+def known_rows(rows: Sequence[Sequence[Any]]) -> Known:
+    return {(int(lo), int(hi)): float(score) for lo, hi, score in rows}
 
 
 async def drawable(session: AsyncSession) -> Drawable:
     return drawable_rows((await session.execute(text(DRAWABLE_SQL))).all())
 
 
-async def scores(session: AsyncSession) -> Scores:
-    """The latest refresh's version and its scores by (low id, high id)."""
-    return score_rows((await session.execute(text(SCORES_SQL))).all())
+async def latest(session: AsyncSession) -> Latest | None:
+    return latest_row((await session.execute(text(LATEST_SQL))).first())
 
 
-async def scores_of(session: AsyncSession, version: int) -> dict[tuple[int, int], float]:
-    """The scores a refresh wrote under `version`, by (low id, high id); what a stored draw replays with."""
-    rows = await session.execute(text(_SCORES_OF_SQL), {"version": version})
-    return {(int(lo), int(hi)): float(score) for lo, hi, score in rows}
+async def scores_of(session: AsyncSession, version: int) -> Known:
+    """The scores a refresh wrote under `version`; what a stored draw replays with."""
+    return known_rows((await session.execute(text(_SCORES_OF.format(":version")), {"version": version})).all())
+
+
+async def scores(session: AsyncSession) -> tuple[int | None, Known]:
+    """The latest refresh's version and its scores."""
+    found = await latest(session)
+    return (found.version, await scores_of(session, found.version)) if found else (None, {})
 
 
 async def add_scores(session: AsyncSession, rows: Sequence[tuple[int, int, float]]) -> int:

@@ -470,7 +470,7 @@ def _target(value: float | None, goal: str, met: bool, note: str | None = None) 
 
 
 def targets(http: dict[str, Any], parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The vote path's targets, measured here, then each part's own (stream, pairing, rigging, snapshot)."""
+    """The vote path's targets, measured here, then each part's own (stream, pairing, rigging, snapshot, draw)."""
     base = http["healthz"]["req_per_s"]
     vote_ratio = http["vote"]["req_per_s"] / base
     battle_ratio = http["battle_create"]["req_per_s"] / base
@@ -494,7 +494,7 @@ def targets(http: dict[str, Any], parts: dict[str, dict[str, Any]]) -> dict[str,
 
 # The parts measured by their own modules, each printing the same shape alone (python -m benchmarks.arena_<part>);
 # imported when run, since some of them reuse this module's server and stub helpers.
-PARTS = ("stream", "pairing", "rigging", "snapshot")
+PARTS = ("stream", "pairing", "rigging", "snapshot", "draw")
 SEEDED = {"pairing", "rigging"}
 
 

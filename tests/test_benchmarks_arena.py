@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from benchmarks import arena, arena_pairing
+from benchmarks import arena, arena_draw, arena_pairing
 
 TINY = arena_pairing.SimPlan(models=4, repeats=1, refresh=200, max_votes=40_000)
 
@@ -48,3 +48,16 @@ def test_targets_merge_the_parts_with_value_goal_and_met() -> None:
     assert found["lost_votes"]["met"] and not found["duplicated_votes"]["met"]
     assert found["retried_votes_same_answer"]["met"]
     assert found["stream_lost_votes"]["value"] == 9  # a part's name never overwrites another target
+
+
+def test_the_draw_part_compares_the_largest_arena_with_the_smallest_against_linear_growth() -> None:
+    row = {"pairs_scored": 1, "scores_version": 1, "cold_draw_wall_ms": 9.0, "cold_draw_cpu_ms": 9.0}
+    found = arena_draw.report({8: {**row, "record_bytes": 200, "draw_wall_ms": 1.0, "draw_cpu_ms": 1.0},
+                               100: {**row, "record_bytes": 3000, "draw_wall_ms": 5.0, "draw_cpu_ms": 2.0}})
+    json.dumps(found)
+    assert found["targets"]["draw_cpu_100_vs_8_models"] == {"value": 2.0, "goal": "<= 12.5 (linear in models)",
+                                                            "met": True}
+    assert found["targets"]["draw_record_bytes_100_vs_8_models"]["value"] == 15.0
+    assert not found["targets"]["draw_record_bytes_100_vs_8_models"]["met"]  # 3000 bytes: faster than linear
+    assert "cold_draw_cpu_ms" in found["baseline"]["by_models"]["100"]
+    assert "cold_draw_cpu_ms" not in found["figures"]["by_models"]["100"]

@@ -148,6 +148,34 @@ async def test_the_refresh_job_keeps_every_version_and_new_models_get_a_fallback
     assert all(scores[pairs.index((lo, ids[3]))] == top for lo in ids[:3])  # the fallback: as useful as the best
 
 
+async def test_the_draw_never_uses_scores_it_kept_from_another_refresh(runtime, models) -> None:
+    """Each process keeps the latest version's scores (read once, not at every battle). A new version, or
+    the same version number written again (a recreated or restored database under a running process),
+    must be read afresh: the draw's pair odds follow the scores in the database, never the kept copy."""
+    from core.db import driver_connection as connection
+    from core.db import engine_of
+
+    ids = sorted(models.values())
+    favoured = {(ids[0], ids[1]): 1.0, (ids[2], ids[3]): 1e-9}
+
+    async def write_version_1(scores: dict[tuple[int, int], float]) -> None:
+        async with transaction(runtime.sessions) as session:
+            await session.execute(PairScore.__table__.delete())
+            assert await repo.add_scores(session, [(lo, hi, s) for (lo, hi), s in scores.items()]) == 1
+
+    async def pairs_drawn() -> Counter[tuple[int, int]]:
+        async with connection(engine_of(runtime.sessions)) as conn:
+            draws = [await pairing.draw_on(conn, np.random.default_rng([4, i]), _settings()) for i in range(60)]
+        assert {d.record["scores_version"] for d in draws} == {1}
+        return Counter(tuple(sorted((d.model_a.id, d.model_b.id))) for d in draws)
+
+    await write_version_1(favoured)
+    assert (ids[2], ids[3]) not in await pairs_drawn()  # 1e-9 of the mass; the other pairs get the top score
+    await write_version_1({(ids[0], ids[1]): 1e-9, (ids[2], ids[3]): 1.0})
+    found = await pairs_drawn()
+    assert (ids[0], ids[1]) not in found and found[(ids[2], ids[3])] > 0
+
+
 async def test_concurrent_refreshes_take_turns_and_get_their_own_versions(runtime, models) -> None:
     import asyncio
 
