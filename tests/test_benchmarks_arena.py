@@ -2,6 +2,7 @@
 No timings are asserted (the figures come from `python -m benchmarks.arena`)."""
 
 import json
+import os
 
 import numpy as np
 
@@ -61,3 +62,15 @@ def test_the_draw_part_compares_the_largest_arena_with_the_smallest_against_line
     assert not found["targets"]["draw_record_bytes_100_vs_8_models"]["met"]  # 3000 bytes: faster than linear
     assert "cold_draw_cpu_ms" in found["baseline"]["by_models"]["100"]
     assert "cold_draw_cpu_ms" not in found["figures"]["by_models"]["100"]
+
+
+def test_visitors_come_through_the_local_proxy_each_from_an_address_range_of_its_own() -> None:
+    ranges = {arena.visitor_address(n).rsplit(".", 1)[0] for n in range(5000)}
+    assert len(ranges) == 5000  # the burst rule (per /24) never sees two visitors as one range
+    visitors = arena.server_env("postgresql://x/y", "/tmp/h", visitors=True)
+    assert visitors["LIBRA_TRUSTED_PROXIES"] == "127.0.0.1/32"
+    assert not any(name.startswith(("LIBRA_RATE_", "LIBRA_ARENA_")) for name in visitors
+                   if name not in os.environ)  # the service's defaults
+    one = arena.server_env("postgresql://x/y", "/tmp/h")
+    assert one["LIBRA_ARENA_VOTES_PER_ADDRESS_HOUR"] == "0" and "LIBRA_TRUSTED_PROXIES" not in one
+    assert arena.plan(True).visitors and not arena.plan(True, visitors=False).visitors
