@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from core.secrets import home_secret
 from core.settings import Settings
@@ -27,7 +28,9 @@ def voter_salt(settings: Settings) -> bytes:
     return home_secret(settings, "voter.salt")
 
 
+@lru_cache(maxsize=4096)  # parsing and masking an address cost as much as the three hashes of a request
 def network_of(address: str) -> str:
+    """The address range (/24, /48) an address belongs to."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

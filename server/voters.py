@@ -3,7 +3,7 @@ address, believed from X-Forwarded-For only behind a trusted proxy. What the ser
 their salted hashes (arena.integrity): the arena's votes and every rate-limit counter use those."""
 
 import ipaddress
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,6 +18,7 @@ def _networks(trusted: str) -> tuple[IpNetwork, ...]:
     return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in trusted.split(",") if part.strip())
 
 
+@lru_cache(maxsize=4096)
 def _trusted(address: str, networks: tuple[IpNetwork, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
