@@ -19,15 +19,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TABLE = "arena_pair_scores"
-KEY = op.f("pk_arena_pair_scores")
+KEY = "pk_arena_pair_scores"  # passed through op.f when run: alembic's proxy exists only then
 
 
 def upgrade() -> None:
-    op.drop_constraint(KEY, TABLE, type_="primary")
-    op.create_primary_key(KEY, TABLE, ["version", "model_lo_id", "model_hi_id"])
+    op.drop_constraint(op.f(KEY), TABLE, type_="primary")
+    op.create_primary_key(op.f(KEY), TABLE, ["version", "model_lo_id", "model_hi_id"])
 
 
 def downgrade() -> None:
     op.execute(f"DELETE FROM {TABLE} WHERE version < (SELECT max(version) FROM {TABLE})")
-    op.drop_constraint(KEY, TABLE, type_="primary")
-    op.create_primary_key(KEY, TABLE, ["model_lo_id", "model_hi_id"])
+    op.drop_constraint(op.f(KEY), TABLE, type_="primary")
+    op.create_primary_key(op.f(KEY), TABLE, ["model_lo_id", "model_hi_id"])
