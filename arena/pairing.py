@@ -7,7 +7,7 @@ the ranking's uncertainty (ranking.active, refreshed by `refresh_scores`); a pai
 known pair. Under "uniform" every score is 1. The draw's own seed comes from the battle's generator,
 and `Draw.record` holds every input but the scores, which it names by their refresh's version (kept in
 arena_pair_scores, written once per refresh rather than once per battle: n(n-1)/2 floats a battle were
-102 kB at 100 models). `replay_draw(record, scores)` with that version's scores gives the same pair with
+102 kB at 100 models). `replay_draw(record, known)` with that version's scores gives the same pair with
 no database; `replay_stored` loads them.
 """
 

@@ -56,16 +56,15 @@ _MODEL_COLUMNS = tuple(column.name for column in Contestant.__table__.columns)
 _JSON_COLUMNS = frozenset(c.name for c in Contestant.__table__.columns if isinstance(c.type, JSONB))
 
 # Active models that are not paused, with their weight (1 when none is stored) and counted helpfulness
-# votes, in id order. SQL text without parameters, so that the
-# battle path runs it on the driver's own connection (arena.pairing.draw_on) and other callers through
-# their session, and both build the same rows.
+# votes, in id order. SQL text without parameters, so that the battle path runs it on the driver's own
+# connection (arena.pairing.draw_on) and other callers through their session, and both build the same rows.
 #
 # The votes per model come from one pass over the helpfulness rows, joined: a count per model, each
 # reading every helpfulness row for its two columns, cost n^3 / 2 row reads a battle, 76 ms at 100 models.
+_MODEL_SELECTED = ", ".join(f"m.{name}::text" if name in _JSON_COLUMNS else f"m.{name}" for name in _MODEL_COLUMNS)
 DRAWABLE_SQL = f"""
 WITH votes AS ({_VOTES_PER_MODEL_SQL})
-SELECT {", ".join(f"m.{name}::text" if name in _JSON_COLUMNS else f"m.{name}" for name in _MODEL_COLUMNS)}, coalesce(w.weight, 1.0) AS weight,
-       coalesce(v.votes, 0) AS votes
+SELECT {_MODEL_SELECTED}, coalesce(w.weight, 1.0) AS weight, coalesce(v.votes, 0) AS votes
   FROM {Contestant.__tablename__} m
   LEFT JOIN {PairingWeight.__tablename__} w ON w.model_id = m.id
   LEFT JOIN {ModelHealth.__tablename__} h ON h.model_id = m.id
