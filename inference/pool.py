@@ -69,28 +69,23 @@ class BackendPool:
     ) -> None:
         if max_engines < 1:
             raise ValueError("max_engines must be at least 1")
-        self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        )
+        # One HTTP client per endpoint unless one is given for all: httpcore's pool asks every connection it
+        # keeps whether it expired (a socket poll each) at the start and end of every request, so a client
+        # shared by every endpoint made each call scan all of their connections (docs/arena.md).
+        self._given_client = http_client
         self._models = ModelCache(cache_dir or default_cache_dir())
         self._environ = environ
-        # Submitted endpoints ("egress": "public") get their own client whose connections are checked.
+        # Submitted endpoints ("egress": "public") get clients whose connections are checked.
         if egress_allow is None:
             egress_allow = (os.environ if environ is None else environ).get("LIBRA_EGRESS_ALLOW", "")
-        self._public_client = guarded_client(
-            parse_networks(egress_allow), httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        )
+        self._egress_allow = parse_networks(egress_allow)
+        self._clients: dict[tuple[bool, str], httpx.AsyncClient] = {}  # (checked, endpoint)
         self._endpoint_limits: dict[str, asyncio.Semaphore] = {}
         self._max_engines = max_engines
         self._build = engine_factory or _build_engine
         self._engines: OrderedDict[EngineConfig, _Slot] = OrderedDict()  # least recently used first
         self._closing: set[asyncio.Task[None]] = set()
         self._close_later: list[Backend] = []  # evicted with no running event loop
-
-    @property
-    def http_client(self) -> httpx.AsyncClient:
-        return self._client
 
     @property
     def engine_count(self) -> int:
@@ -122,9 +117,9 @@ class BackendPool:
         await self._settle()
         # Joining the model threads blocks until their current token loop ends.
         await asyncio.to_thread(self._models.close)
-        if self._owns_client:
-            await self._client.aclose()
-        await self._public_client.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
     def _openai(self, config: OpenAIConfig) -> Backend:
         from inference.http_backend import OpenAIBackend
@@ -132,8 +127,19 @@ class BackendPool:
         # One limit per endpoint, shared by every model served from it.
         endpoint = str(config.base_url)
         limit = self._endpoint_limits.setdefault(endpoint, asyncio.Semaphore(config.max_concurrency))
-        client = self._public_client if config.egress == "public" else self._client
-        return OpenAIBackend(config, client, limit, resolve_api_key(config, self._environ))
+        return OpenAIBackend(config, self._client_for(endpoint, config.egress == "public"), limit,
+                             resolve_api_key(config, self._environ))
+
+    def _client_for(self, endpoint: str, checked: bool) -> httpx.AsyncClient:
+        """The endpoint's own client (its connections only); a checked one for submitted endpoints."""
+        if self._given_client is not None and not checked:
+            return self._given_client
+        client = self._clients.get((checked, endpoint))
+        if client is None:
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            client = guarded_client(self._egress_allow, limits) if checked else httpx.AsyncClient(limits=limits)
+            self._clients[(checked, endpoint)] = client
+        return client
 
     def _slot(self, config: EngineConfig) -> _Slot:
         slot = self._engines.get(config)

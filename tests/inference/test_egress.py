@@ -207,3 +207,37 @@ def test_a_public_endpoint_never_takes_a_server_side_key() -> None:
         with pytest.raises(ValidationError, match="egress 'public'"):
             parse_backend_config({**base, **source})
     assert parse_backend_config({**base, "api_key": "sk-x"}).api_key.get_secret_value() == "sk-x"
+
+
+async def test_one_endpoint_serves_both_a_checked_and_an_unchecked_model_apart() -> None:
+    """Clients are kept per endpoint and per check: a maintainer's model and a submitted one on the same
+    endpoint never share a client, so the submitted one is still refused and the maintainer's still served."""
+    with stub_endpoint() as stub:
+        pool = BackendPool(egress_allow="")
+        try:
+            own = pool.get(stub.config())
+            assert (await own.generate([Message("user", "hi")], SamplingParams(max_tokens=4))).text == "hi"
+            with pytest.raises(RequestRejected, match="refused by the egress policy"):
+                await pool.get(stub.config(egress="public")).generate([Message("user", "hi")],
+                                                                      SamplingParams(max_tokens=4))
+            assert (await pool.get(stub.config()).generate([Message("user", "hi")],
+                                                           SamplingParams(max_tokens=4))).text == "hi"
+        finally:
+            await pool.aclose()
+    assert len(stub.headers) == 2
+
+
+async def test_each_endpoint_has_its_own_client_and_closing_the_pool_closes_them() -> None:
+    """httpcore's pool checks every connection it keeps at each request, so a client per endpoint keeps
+    that check to the endpoint's own connections (white-box: the backends' clients)."""
+    with stub_endpoint() as first, stub_endpoint(host="127.0.0.2") as second:
+        pool = BackendPool(egress_allow="")
+        try:
+            a, again, b = pool.get(first.config()), pool.get(first.config(model="other")), pool.get(second.config())
+            for backend in (a, b):
+                await backend.generate([Message("user", "hi")], SamplingParams(max_tokens=4))
+            clients = {id(backend._client) for backend in (a, again, b)}
+            assert a._client is again._client and len(clients) == 2
+        finally:
+            await pool.aclose()
+    assert a._client.is_closed and b._client.is_closed

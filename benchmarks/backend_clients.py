@@ -1,0 +1,108 @@
+"""HTTP backend calls with one client per endpoint against one client for every endpoint.
+
+httpcore's connection pool asks every connection it keeps whether it has expired (a poll of its socket)
+whenever a request starts or ends, and counts the pool once per connection, so with one client for
+every endpoint each call's cost grows with the connections of all the endpoints. `inference.pool`
+gives each endpoint a client of its own. This measures both in the same run: 8 instant stub endpoints
+(`benchmarks.arena`'s stub, each in its own process), each serving models with the default concurrency
+of 4, and 32 callers drawing endpoints at random; the baseline is the same pool given one shared client
+(`BackendPool(http_client=...)`, how every trusted endpoint was served before). Rounds alternate.
+
+    python -m benchmarks.backend_clients [--quick]
+
+Prints one JSON object last: {"figures", "baseline", "targets"}. The target is the project's own (no
+issue names one): a client per endpoint costs no more CPU per call than the shared client.
+"""
+
+import asyncio
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+
+from benchmarks.arena import start_stub
+from inference import BackendPool, Message, SamplingParams
+
+ENDPOINTS = 8
+CALLERS = 32
+SEED = 20261202
+
+
+def _cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+async def _round(pool: BackendPool, urls: list[str], calls: int, rng: np.random.Generator) -> dict[str, float]:
+    """`calls` streamed answers from random endpoints by CALLERS concurrent callers: CPU ms per call, calls/s."""
+    backends = [pool.get({"kind": "openai", "base_url": url, "model": "stub", "max_retries": 0}) for url in urls]
+    picks = iter(rng.integers(0, len(backends), size=calls).tolist())
+    messages, params = [Message("user", "How do plants make food?")], SamplingParams(max_tokens=8)
+
+    async def caller() -> None:
+        for pick in picks:
+            async with backends[pick].stream(messages, params) as stream:
+                async for _ in stream:
+                    pass
+
+    began, began_cpu = time.perf_counter(), _cpu_s()
+    await asyncio.gather(*(caller() for _ in range(CALLERS)))
+    wall, cpu = time.perf_counter() - began, _cpu_s() - began_cpu
+    return {"cpu_ms_per_call": cpu / calls * 1000, "calls_per_s": calls / wall}
+
+
+async def _measure(urls: list[str], rounds: int, calls: int) -> dict[str, list[dict[str, float]]]:
+    shared_client = httpx.AsyncClient(limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+    pools = {"per_endpoint": BackendPool(), "shared": BackendPool(http_client=shared_client)}
+    found: dict[str, list[dict[str, float]]] = {name: [] for name in pools}
+    try:
+        for name, pool in pools.items():  # warm-up: connections opened, code paths loaded
+            await _round(pool, urls, CALLERS * 4, np.random.default_rng(0))
+        for r in range(rounds):
+            for name in (("per_endpoint", "shared") if r % 2 == 0 else ("shared", "per_endpoint")):
+                found[name].append(await _round(pools[name], urls, calls, np.random.default_rng([SEED, r])))
+    finally:
+        for pool in pools.values():
+            await pool.aclose()
+        await shared_client.aclose()
+    return found
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    rounds, calls = (5, 1_000) if quick else (9, 3_000)
+    stubs = [start_stub() for _ in range(ENDPOINTS)]
+    try:
+        found = asyncio.run(_measure([url for _, url in stubs], rounds, calls))
+    finally:
+        for process, _ in stubs:
+            process.kill()
+            process.join()
+    return report(found, rounds, calls)
+
+
+def report(found: dict[str, list[dict[str, float]]], rounds: int, calls: int) -> dict[str, Any]:
+    def median(name: str, key: str) -> float:
+        return round(statistics.median(r[key] for r in found[name]), 4)
+
+    ratio = round(median("per_endpoint", "cpu_ms_per_call") / median("shared", "cpu_ms_per_call"), 3)
+    return {
+        "figures": {"per_endpoint": {"cpu_ms_per_call": median("per_endpoint", "cpu_ms_per_call"),
+                                     "calls_per_s": median("per_endpoint", "calls_per_s")},
+                    "endpoints": ENDPOINTS, "callers": CALLERS, "rounds": rounds, "calls_per_round": calls,
+                    "note": "streamed answers from instant stubs; CPU is the calling process's only; medians "
+                            "of alternating rounds"},
+        "baseline": {"shared": {"cpu_ms_per_call": median("shared", "cpu_ms_per_call"),
+                                "calls_per_s": median("shared", "calls_per_s")},
+                     "note": "the same pool given one client for every endpoint"},
+        "targets": {"per_endpoint_over_shared_cpu_per_call": {"value": ratio, "goal": "<= 1.0 (the project's own)",
+                                                              "met": ratio <= 1.0}},
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure("--quick" in sys.argv[1:])))
