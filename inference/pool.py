@@ -71,7 +71,7 @@ class BackendPool:
             raise ValueError("max_engines must be at least 1")
         # One HTTP client per endpoint unless one is given for all: httpcore's pool asks every connection it
         # keeps whether it expired (a socket poll each) at the start and end of every request, so a client
-        # shared by every endpoint made each call scan all of their connections (docs/arena.md).
+        # shared by every endpoint made each call scan all of their connections (docs/inference.md, "HTTP backend").
         self._given_client = http_client
         self._models = ModelCache(cache_dir or default_cache_dir())
         self._environ = environ
