@@ -78,12 +78,14 @@ class Plan:
     # the service's default caps and limits. False (--one-visitor): one session per connection on one
     # address for the whole run, with the caps off and the limits raised.
     visitors: bool = True
+    # True: each contestant is served by a stub endpoint of its own, as contestants are in a deployment.
+    # False (--one-endpoint): all share one, with all their connections in one client (before 2026-12-03).
+    own_endpoints: bool = True
 
 
-def plan(quick: bool, visitors: bool = True) -> Plan:
-    if quick:
-        return Plan(phase_s=4.0, battle_s=8.0, pairing=SimPlan(8, 3, 200, 60_000), visitors=visitors)
-    return Plan(phase_s=15.0, battle_s=30.0, pairing=SimPlan(12, 10, 100, 200_000), visitors=visitors)
+def plan(quick: bool, visitors: bool = True, own_endpoints: bool = True) -> Plan:
+    phases = (4.0, 8.0, SimPlan(8, 3, 200, 60_000)) if quick else (15.0, 30.0, SimPlan(12, 10, 100, 200_000))
+    return Plan(*phases, visitors=visitors, own_endpoints=own_endpoints)
 
 
 # --- the instant stub backend (its own process, so it takes no GIL from the load client) ---------------
@@ -138,8 +140,10 @@ def start_stub() -> tuple[multiprocessing.Process, str]:
     return process, f"http://127.0.0.1:{ports.get(timeout=30)}/v1"
 
 
-def register_stub_models(url: str, base_url: str) -> None:
-    """Active contestants that all answer through the stub, registered the way an admin's CLI would."""
+def register_stub_models(url: str, base_url: str | list[str]) -> None:
+    """Active contestants that answer through the stub (or stubs: contestant i through stub i modulo their
+    number), registered the way an admin's CLI would."""
+    urls = [base_url] if isinstance(base_url, str) else base_url
     from core.db import create_engine, create_sessionmaker, transaction
     from core.registry.models import ContestantStatus
     from core.registry.schemas import ContestantIn
@@ -150,8 +154,8 @@ def register_stub_models(url: str, base_url: str) -> None:
         try:
             async with transaction(create_sessionmaker(engine)) as session:
                 for i in range(STUB_MODELS):
-                    # The pool limits concurrent calls per endpoint (default 4); all stubs share one endpoint.
-                    config = {"kind": "openai", "base_url": base_url, "model": f"stub-{i}", "max_retries": 0,
+                    # The pool limits concurrent calls per endpoint (default 4): raised, since models may share one.
+                    config = {"kind": "openai", "base_url": urls[i % len(urls)], "model": f"stub-{i}", "max_retries": 0,
                               "max_concurrency": 2 * CONCURRENCY}
                     entry = ContestantIn(slug=f"stub-{i}", display_name=f"Stub {i}", organisation="Bench",
                                          description="instant stub", config=config)
@@ -478,12 +482,12 @@ def audit(url: str, ledger: Ledger) -> dict[str, Any]:
 
 
 def measure_http(p: Plan, rng: np.random.Generator) -> dict[str, Any]:
-    stub, stub_url = start_stub()
+    stubs = [start_stub() for _ in range(STUB_MODELS if p.own_endpoints else 1)]
     folder = tempfile.TemporaryDirectory(prefix="libra-bench-", dir="/tmp")  # outside /root: see conftest
     try:
         with folder as home, embedded_postgres(Path(home) / "pg") as url:
             upgrade(url)
-            register_stub_models(url, stub_url)
+            register_stub_models(url, [stub_url for _, stub_url in stubs])
             port = free_port()
             server = start_server(server_env(url, home, p.visitors), port)
             meter = CpuMeter(server.pid, postmaster_pid(Path(home) / "pg" / "pg"))  # embedded_postgres serves pg/pg
@@ -493,8 +497,9 @@ def measure_http(p: Plan, rng: np.random.Generator) -> dict[str, Any]:
                 stop(server)
             return {**phases, "votes_audit": audit(url, ledger)}
     finally:
-        stub.kill()
-        stub.join()
+        for stub, _ in stubs:
+            stub.kill()
+            stub.join()
 
 
 # --- targets and the report ---------------------------------------------------------------------------------
@@ -549,8 +554,10 @@ def main() -> None:
     parser.add_argument("--one-visitor", action="store_true",
                         help="each connection is one session on one address for the whole run, with the vote caps "
                              "off and the rate limits raised (how this benchmark ran before 2026-12-03)")
+    parser.add_argument("--one-endpoint", action="store_true",
+                        help="every contestant served by one stub endpoint (how this benchmark ran before 2026-12-03)")
     args = parser.parse_args()
-    p = plan(args.quick, visitors=not args.one_visitor)
+    p = plan(args.quick, visitors=not args.one_visitor, own_endpoints=not args.one_endpoint)
     started = time.perf_counter()
     http = measure_http(p, np.random.default_rng([args.seed, 9]))
     parts, seconds = {}, {}
@@ -563,7 +570,9 @@ def main() -> None:
         "benchmark": "arena", "quick": args.quick, "seed": args.seed, "cpus": os.cpu_count(),
         "concurrency": CONCURRENCY, "phase_seconds": p.phase_s, "battle_phase_seconds": p.battle_s,
         "stub_models": STUB_MODELS,
-        "server": "libra serve --no-worker (one uvicorn process), embedded Postgres, instant OpenAI-style stub",
+        "server": "libra serve --no-worker (one uvicorn process), embedded Postgres, instant OpenAI-style stub "
+                  + (f"endpoints, one per contestant ({STUB_MODELS})" if p.own_endpoints else
+                     "endpoint shared by every contestant"),
         "client": f"{CONCURRENCY} raw keep-alive HTTP/1.1 connections from one asyncio process on the same "
                   "machine (it competes with the server for CPU, so /healthz is partly client-bound)",
         "visitors": (f"each connection serves one visitor after another, {VISITOR_BATTLES} battles and their votes "

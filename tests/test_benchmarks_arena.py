@@ -74,3 +74,4 @@ def test_visitors_come_through_the_local_proxy_each_from_an_address_range_of_its
     one = arena.server_env("postgresql://x/y", "/tmp/h")
     assert one["LIBRA_ARENA_VOTES_PER_ADDRESS_HOUR"] == "0" and "LIBRA_TRUSTED_PROXIES" not in one
     assert arena.plan(True).visitors and not arena.plan(True, visitors=False).visitors
+    assert arena.plan(True).own_endpoints and not arena.plan(False, own_endpoints=False).own_endpoints
