@@ -36,6 +36,7 @@ import asyncio
 import importlib
 import json
 import multiprocessing
+import resource
 import signal
 import socket
 import subprocess
@@ -278,6 +279,12 @@ class Connection:
 
 
 Call = Callable[[Connection, int], Awaitable[bool]]
+
+
+def own_cpu_s() -> float:
+    """CPU seconds (user + system) this process has used so far."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
 
 
 def tree_cpu_s(root: psutil.Process) -> float:

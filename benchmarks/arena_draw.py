@@ -16,7 +16,6 @@ Prints one JSON object last: {"figures", "baseline", "targets"}.
 import asyncio
 import itertools
 import json
-import resource
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import psycopg
 import sqlalchemy as sa
 
 from arena import pairing
+from benchmarks.arena import own_cpu_s
 from core.db import create_engine, create_sessionmaker, driver_connection, libpq_url, transaction
 from core.migrate import upgrade
 from core.pgserver import embedded_postgres
@@ -37,11 +37,6 @@ from core.settings import Settings
 ROUNDS = 7
 DRAWS_PER_ROUND = 20
 SEED = 20261202
-
-
-def _cpu_s() -> float:
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    return used.ru_utime + used.ru_stime
 
 
 def _database(server_url: str, models: int) -> str:
@@ -80,9 +75,9 @@ async def _measure(url: str, settings: Settings) -> dict[str, Any]:
                     for i in range(DRAWS_PER_ROUND):
                         if cold:
                             pairing._cache = pairing._ScoreCache()
-                        began, began_cpu = time.perf_counter(), _cpu_s()
+                        began, began_cpu = time.perf_counter(), own_cpu_s()
                         await pairing.draw_on(conn, np.random.default_rng([r, i]), settings)
-                        wall, cpu = wall + time.perf_counter() - began, cpu + _cpu_s() - began_cpu
+                        wall, cpu = wall + time.perf_counter() - began, cpu + own_cpu_s() - began_cpu
                     walls.append(wall / DRAWS_PER_ROUND * 1000)
                     cpus.append(cpu / DRAWS_PER_ROUND * 1000)
                 return statistics.median(walls), statistics.median(cpus)

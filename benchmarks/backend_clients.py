@@ -16,7 +16,6 @@ issue names one): a client per endpoint costs no more CPU per call than the shar
 
 import asyncio
 import json
-import resource
 import statistics
 import sys
 import time
@@ -25,17 +24,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks.arena import start_stub
+from benchmarks.arena import own_cpu_s, start_stub
 from inference import BackendPool, Message, SamplingParams
 
 ENDPOINTS = 8
 CALLERS = 32
 SEED = 20261202
-
-
-def _cpu_s() -> float:
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    return used.ru_utime + used.ru_stime
 
 
 async def _round(pool: BackendPool, urls: list[str], calls: int, rng: np.random.Generator) -> dict[str, float]:
@@ -50,9 +44,9 @@ async def _round(pool: BackendPool, urls: list[str], calls: int, rng: np.random.
                 async for _ in stream:
                     pass
 
-    began, began_cpu = time.perf_counter(), _cpu_s()
+    began, began_cpu = time.perf_counter(), own_cpu_s()
     await asyncio.gather(*(caller() for _ in range(CALLERS)))
-    wall, cpu = time.perf_counter() - began, _cpu_s() - began_cpu
+    wall, cpu = time.perf_counter() - began, own_cpu_s() - began_cpu
     return {"cpu_ms_per_call": cpu / calls * 1000, "calls_per_s": calls / wall}
 
 
