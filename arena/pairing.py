@@ -12,6 +12,7 @@ no database; `replay_stored` loads them.
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -161,6 +162,14 @@ class _ScoreCache:
 _cache = _ScoreCache()
 
 
+async def _known(latest: repo.Latest | None, read: Callable[[int], Awaitable[Known]]) -> Known:
+    """The scores of the latest version ({} when there is none), read with `read` unless kept already."""
+    if latest is None:
+        return {}
+    kept = _cache.known(latest)
+    return kept if kept is not None else _cache.keep(latest, await read(latest.version))
+
+
 def _policy(settings: Settings | None) -> str:
     return str(_setting(settings, "arena_pairing", "active"))
 
@@ -194,9 +203,7 @@ def _inputs_from(drawable: repo.Drawable, latest: repo.Latest | None, known: Kno
 async def _inputs(session: AsyncSession, rng: np.random.Generator, settings: Settings | None) -> _Inputs:
     drawable = await repo.drawable(session)
     latest = await repo.latest(session) if _policy(settings) == "active" else None
-    known = _cache.known(latest) if latest is not None else {}
-    if latest is not None and known is None:
-        known = _cache.keep(latest, await repo.scores_of(session, latest.version))
+    known = await _known(latest, lambda version: repo.scores_of(session, version))
     return _inputs_from(drawable, latest, known, rng, settings)
 
 
@@ -226,10 +233,7 @@ async def draw_on(conn: AsyncConnection, rng: np.random.Generator, settings: Set
         drawable = await conn.execute(repo.DRAWABLE_SQL)
         newest = await conn.execute(repo.LATEST_SQL) if active else None
     latest = repo.latest_row(await newest.fetchone()) if newest is not None else None
-    known = _cache.known(latest) if latest is not None else {}
-    if latest is not None and known is None:
-        rows = await (await conn.execute(repo.SCORES_OF_SQL, {"version": latest.version})).fetchall()
-        known = _cache.keep(latest, repo.known_rows(rows))
+    known = await _known(latest, lambda version: repo.scores_on(conn, version))
     return _drawn(_inputs_from(repo.drawable_rows(await drawable.fetchall()), latest, known, rng, settings))
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from psycopg import AsyncConnection
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -77,7 +78,7 @@ SELECT {_MODEL_SELECTED}, coalesce(w.weight, 1.0) AS weight, coalesce(v.votes, 0
 # be reused by another database, such as a restored or recreated one, under a process that cached it).
 LATEST_SQL = f"SELECT version, computed_at FROM {PairScore.__tablename__} ORDER BY version DESC LIMIT 1"
 _SCORES_OF = f"SELECT model_lo_id, model_hi_id, score FROM {PairScore.__tablename__} WHERE version = {{}}"
-SCORES_OF_SQL = _SCORES_OF.format("%(version)s")  # on the driver's connection
+_SCORES_ON_SQL = _SCORES_OF.format("%(version)s")  # on the driver's connection
 
 Known = dict[tuple[int, int], float]  # a refresh's scores by (low id, high id)
 
@@ -133,6 +134,11 @@ async def latest(session: AsyncSession) -> Latest | None:
 async def scores_of(session: AsyncSession, version: int) -> Known:
     """The scores a refresh wrote under `version`; what a stored draw replays with."""
     return known_rows((await session.execute(text(_SCORES_OF.format(":version")), {"version": version})).all())
+
+
+async def scores_on(conn: AsyncConnection, version: int) -> Known:
+    """`scores_of` on the driver's own connection (the battle path)."""
+    return known_rows(await (await conn.execute(_SCORES_ON_SQL, {"version": version})).fetchall())
 
 
 async def scores(session: AsyncSession) -> tuple[int | None, Known]:
