@@ -33,9 +33,8 @@ HOUR_S = 3600
 # range costs each claim no more than that), and the session's earlier votes on battles with either model
 # (battles, and how many of them picked that model on helpfulness or safety).
 _CLAIM = r"""
-SELECT b.id, b.prompt, b.status, b.model_a_id, b.model_b_id, b.sampling_seed, b.created_at, b.finished_at,
-       b.identity_leak, b.identity_rules_version, b.prompt_source, b.attack, b.pool_item, b.turns,
-       b.answered_at, b.creator_hash, b.address_hash, b.pairing,
+SELECT b.id, b.prompt, b.status, b.model_a_id, b.model_b_id, b.created_at, b.identity_leak, b.prompt_source,
+       b.turns, b.answered_at, b.creator_hash,
        extract(epoch FROM clock_timestamp() - b.answered_at)::float8 AS read_s,
        coalesce(b.answered_at + make_interval(mins => %(window_min)s) < clock_timestamp(), false) AS window_closed,
        (SELECT coalesce(sum(cardinality(regexp_split_to_array(btrim(a.text), '\s+'))), 0) FROM battle_answers a
@@ -123,9 +122,9 @@ SELECT id AS vote_id FROM v
 """
 
 
-_BATTLE_COLUMNS = ("id", "prompt", "model_a_id", "model_b_id", "sampling_seed", "created_at", "finished_at",
-                   "identity_leak", "identity_rules_version", "attack", "pool_item", "turns", "answered_at",
-                   "creator_hash", "address_hash", "pairing")
+# What the vote path reads of a battle: not its draw record (JSON, parsed for nothing), seed or attack.
+_BATTLE_COLUMNS = ("id", "prompt", "model_a_id", "model_b_id", "created_at", "identity_leak", "turns", "answered_at",
+                   "creator_hash")
 
 
 @dataclass(frozen=True)
