@@ -6,12 +6,14 @@ times the session's limit since many people can share one address. It is refused
 count passes its limit.
 """
 
+import math
+import time
 from collections.abc import Sequence
 
 from core.errors import LibraError
 from core.keys.repository import Hit
 
-PURGE_AFTER_S = 2 * 86_400  # counters of clients gone this long are dropped when a window opens
+PURGE_AFTER_S = 2 * 86_400  # counters of clients gone this long are dropped (purge_due)
 
 
 def rate_limited(message: str, retry_after_s: int) -> LibraError:
@@ -36,6 +38,22 @@ def refusal(action: str, buckets: Sequence[tuple[str, int]], hits: Sequence[Hit]
 
 
 def opens_window(hits: Sequence[Hit]) -> bool:
-    """Whether a request's first hit began its client's window: the moment to purge long-gone clients'
-    counters (core.keys.repository.purge_counters, PURGE_AFTER_S) now and then, not on every request."""
+    """Whether a request's first hit began its client's window (a new client, or one come back)."""
     return bool(hits) and hits[0].count == 1
+
+
+# A process purges at most this often. A public arena sees new visitors all the time, and purging whenever
+# one opened a window cost a round trip on most battles and most vote batches (server.limits, arena.votes).
+PURGE_EVERY_S = 60.0
+_last_purge = [-math.inf]  # when this process last purged (time.monotonic)
+
+
+def purge_due(opened_window: bool) -> bool:
+    """Whether the caller should now purge long-gone clients' counters (core.keys.repository.purge_counters,
+    PURGE_AFTER_S): when its request opened a window (opens_window: counters accumulate only then) and this
+    process has not purged for PURGE_EVERY_S. True claims the purge: the next is due PURGE_EVERY_S later."""
+    now = time.monotonic()
+    if not opened_window or now - _last_purge[0] < PURGE_EVERY_S:
+        return False
+    _last_purge[0] = now
+    return True

@@ -1,5 +1,7 @@
 """Rate limits, quotas, body caps and input the database cannot store, through real HTTP on a real database."""
 
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -66,6 +68,37 @@ async def test_counters_name_clients_by_salted_hashes_only(client, seeded, runti
     assert not any(raw in b for b in buckets for raw in (session_id, "127.0.0.1"))
     assert {b.rsplit(":", 1)[1] for b in buckets if b.startswith("battles")} == {
         b.rsplit(":", 1)[1] for b in buckets if b.startswith("votes")}
+
+
+async def test_counters_of_long_gone_clients_are_purged_at_most_once_a_minute(  # noqa: ANN001
+        client, seeded, runtime, monkeypatch) -> None:
+    """A new client's first battle purges counters whose window ended PURGE_AFTER_S ago, but a process purges
+    at most once per PURGE_EVERY_S: on a public site new clients come all the time, and each purge is a
+    round trip of the request that makes it."""
+    from core.keys import limits
+
+    monkeypatch.setattr(limits, "_last_purge", [-math.inf])
+    gone_since = utcnow() - timedelta(seconds=limits.PURGE_AFTER_S + 3600)
+
+    async def left_behind(bucket: str) -> None:
+        async with transaction(runtime.sessions) as session:
+            session.add(RateCounter(bucket=bucket, window_start=gone_since, count=1))
+
+    async def kept() -> set[str]:
+        async with transaction(runtime.sessions) as session:
+            return set(await session.scalars(select(RateCounter.bucket)))
+
+    await left_behind("battles:session:gone-1")
+    assert (await client.post("/api/v1/battles", json={"prompt": "hi"})).status_code == 201
+    assert "battles:session:gone-1" not in await kept()
+    await left_behind("battles:session:gone-2")
+    client.cookies.clear()  # another new client, within the minute: no purge
+    assert (await client.post("/api/v1/battles", json={"prompt": "hi"})).status_code == 201
+    assert "battles:session:gone-2" in await kept()
+    monkeypatch.setattr(limits, "_last_purge", [time.monotonic() - limits.PURGE_EVERY_S])
+    client.cookies.clear()
+    assert (await client.post("/api/v1/battles", json={"prompt": "hi"})).status_code == 201
+    assert "battles:session:gone-2" not in await kept()
 
 
 async def test_votes_over_the_limit_get_429(client) -> None:  # noqa: ANN001
@@ -159,7 +192,10 @@ def test_client_address_believes_forwarded_for_only_from_trusted_proxies(
     assert client_address(Request(scope), trusted) == expected
 
 
-async def test_counters_of_clients_long_gone_are_dropped(client, runtime) -> None:  # noqa: ANN001
+async def test_counters_of_clients_long_gone_are_dropped(client, runtime, monkeypatch) -> None:  # noqa: ANN001
+    from core.keys import limits
+
+    monkeypatch.setattr(limits, "_last_purge", [-math.inf])  # a purge is due (test_..._at_most_once_a_minute)
     async with transaction(runtime.sessions) as session:
         session.add(RateCounter(bucket="votes:session:gone", window_start=utcnow() - timedelta(days=3), count=9))
     await client.post(f"/api/v1/battles/{uuid.uuid4()}/vote", json={"helpfulness": "a"})
