@@ -97,7 +97,9 @@ async def count_hits(conn: psycopg.AsyncConnection, buckets: Sequence[str], wind
     own, committed without waiting for the disk (a crash may forget the last hits, nothing else), so that
     an address's counter row is locked for microseconds. One round trip."""
     async with conn.pipeline():  # leaving the block sends the Sync: the statements go in one round trip
-        await conn.execute("SET LOCAL synchronous_commit TO off")
+        # set_config(..., true), not SET LOCAL: the pipeline's statements share a transaction that is not a
+        # block, where SET LOCAL still applies but also logs a WARNING in the server's log on every call.
+        await conn.execute("SELECT set_config('synchronous_commit', 'off', true)")
         cursor = await conn.execute(HIT_MANY_SQL, hit_params(buckets, window_s))
     return hits_in_order(await cursor.fetchall(), buckets)
 

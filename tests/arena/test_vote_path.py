@@ -100,7 +100,8 @@ async def test_votes_on_unknown_unfinished_or_failed_battles_are_refused(runtime
 
 async def test_a_counted_vote_takes_three_round_trips_on_its_connection(runtime, tmp_path, monkeypatch) -> None:
     """Counted with libpq's own protocol trace: every round trip ends with one Sync (extended protocol)
-    or one simple Query. Three: the rate-limit hits; BEGIN and the claim; the write and COMMIT."""
+    or one simple Query. Three: the rate-limit hits; BEGIN and the claim; the write and COMMIT. And the
+    server sends no notice (each would also be a WARNING line in its log)."""
     from contextlib import asynccontextmanager
 
     from arena import vote_store
@@ -129,4 +130,6 @@ async def test_a_counted_vote_takes_three_round_trips_on_its_connection(runtime,
     lines = traces[-1].read_text().splitlines()
     trips = [line for line in lines if "\tF\t" in line and ("\tSync" in line or "\tQuery\t" in line)]
     assert len(trips) == 3, "\n".join(lines)
+    # A notice is a line in the Postgres log too: on the hottest path, one per batch would fill it.
+    assert not [line for line in lines if "NoticeResponse" in line], "\n".join(lines)
     assert await counted(runtime) == 2
