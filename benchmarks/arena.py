@@ -43,7 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -139,6 +140,20 @@ def start_stub() -> tuple[multiprocessing.Process, str]:
     process = multiprocessing.get_context("spawn").Process(target=_serve_stub, args=(ports,), daemon=True)
     process.start()
     return process, f"http://127.0.0.1:{ports.get(timeout=30)}/v1"
+
+
+@contextmanager
+def stubs_running(count: int) -> Iterator[list[str]]:
+    """`count` instant stub endpoints, each in a process of its own, stopped on leaving: their URLs."""
+    stubs = []
+    try:
+        for _ in range(count):
+            stubs.append(start_stub())
+        yield [url for _, url in stubs]
+    finally:
+        for process, _ in stubs:
+            process.kill()
+            process.join()
 
 
 def register_stub_models(url: str, base_url: str | list[str]) -> None:
@@ -489,24 +504,19 @@ def audit(url: str, ledger: Ledger) -> dict[str, Any]:
 
 
 def measure_http(p: Plan, rng: np.random.Generator) -> dict[str, Any]:
-    stubs = [start_stub() for _ in range(STUB_MODELS if p.own_endpoints else 1)]
     folder = tempfile.TemporaryDirectory(prefix="libra-bench-", dir="/tmp")  # outside /root: see conftest
-    try:
-        with folder as home, embedded_postgres(Path(home) / "pg") as url:
-            upgrade(url)
-            register_stub_models(url, [stub_url for _, stub_url in stubs])
-            port = free_port()
-            server = start_server(server_env(url, home, p.visitors), port)
-            meter = CpuMeter(server.pid, postmaster_pid(Path(home) / "pg" / "pg"))  # embedded_postgres serves pg/pg
-            try:
-                phases, ledger = asyncio.run(http_phases(port, p, rng, meter))
-            finally:
-                stop(server)
-            return {**phases, "votes_audit": audit(url, ledger)}
-    finally:
-        for stub, _ in stubs:
-            stub.kill()
-            stub.join()
+    with stubs_running(STUB_MODELS if p.own_endpoints else 1) as stub_urls, folder as home, \
+            embedded_postgres(Path(home) / "pg") as url:
+        upgrade(url)
+        register_stub_models(url, stub_urls)
+        port = free_port()
+        server = start_server(server_env(url, home, p.visitors), port)
+        meter = CpuMeter(server.pid, postmaster_pid(Path(home) / "pg" / "pg"))  # embedded_postgres serves pg/pg
+        try:
+            phases, ledger = asyncio.run(http_phases(port, p, rng, meter))
+        finally:
+            stop(server)
+        return {**phases, "votes_audit": audit(url, ledger)}
 
 
 # --- targets and the report ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks.arena import own_cpu_s, start_stub
+from benchmarks.arena import own_cpu_s, stubs_running
 from inference import BackendPool, Message, SamplingParams
 
 ENDPOINTS = 8
@@ -69,13 +69,8 @@ async def _measure(urls: list[str], rounds: int, calls: int) -> dict[str, list[d
 
 def measure(quick: bool) -> dict[str, Any]:
     rounds, calls = (5, 1_000) if quick else (9, 3_000)
-    stubs = [start_stub() for _ in range(ENDPOINTS)]
-    try:
-        found = asyncio.run(_measure([url for _, url in stubs], rounds, calls))
-    finally:
-        for process, _ in stubs:
-            process.kill()
-            process.join()
+    with stubs_running(ENDPOINTS) as urls:
+        found = asyncio.run(_measure(urls, rounds, calls))
     return report(found, rounds, calls)
 
 

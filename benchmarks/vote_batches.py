@@ -41,8 +41,8 @@ from benchmarks.arena import (
     register_stub_models,
     server_env,
     start_server,
-    start_stub,
     stop,
+    stubs_running,
     tree_cpu_s,
     visitor_address,
 )
@@ -112,23 +112,18 @@ async def _vote(url: str, home: str, ballots: list[Ballot], rounds: int) -> list
 
 def measure(quick: bool) -> dict[str, Any]:
     battles, rounds = (1_600, 8) if quick else (6_400, 16)
-    stubs = [start_stub() for _ in range(STUB_MODELS)]
-    try:
-        with tempfile.TemporaryDirectory(prefix="libra-bench-", dir="/tmp") as home, \
-                embedded_postgres(Path(home) / "pg") as url:
-            upgrade(url)
-            register_stub_models(url, [stub_url for _, stub_url in stubs])
-            port = free_port()
-            server = start_server(server_env(url, home, visitors=True), port)
-            try:
-                ballots = asyncio.run(_battles(port, battles))
-            finally:
-                stop(server)
-            found = asyncio.run(_vote(url, home, ballots, rounds))
-    finally:
-        for process, _ in stubs:
-            process.kill()
-            process.join()
+    with stubs_running(STUB_MODELS) as stub_urls, \
+            tempfile.TemporaryDirectory(prefix="libra-bench-", dir="/tmp") as home, \
+            embedded_postgres(Path(home) / "pg") as url:
+        upgrade(url)
+        register_stub_models(url, stub_urls)
+        port = free_port()
+        server = start_server(server_env(url, home, visitors=True), port)
+        try:
+            ballots = asyncio.run(_battles(port, battles))
+        finally:
+            stop(server)
+        found = asyncio.run(_vote(url, home, ballots, rounds))
     return report(found[2:], len(ballots))  # the first two rounds warm up (plans, connections)
 
 
