@@ -127,7 +127,8 @@ def test_two_api_processes_share_snapshots_survive_a_kill_and_stop_with_nothing_
         _wait_for(lambda: [_listening(p, port) for p in _children(parent, "libra-api")] == [True, True],
                   "two API processes listening")
         apis = _children(parent, "libra-api")
-        assert len(_children(parent, "libra-worker")) == 1
+        # Named when its own code starts, after the spawn's imports: it may still be loading (a CI run saw 0).
+        _wait_for(lambda: len(_children(parent, "libra-worker")) == 1, "the job worker process named")
         environ = apis[0].environ()
         metrics = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
         assert metrics.is_dir()
