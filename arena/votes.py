@@ -33,7 +33,7 @@ from core import batching, metrics
 from core.db import engine_of, transaction, utcnow
 from core.errors import LibraError, not_found
 from core.keys import repository as counters
-from core.keys.limits import PURGE_AFTER_S, client_buckets, opens_window, purge_due, rate_limited, refusal
+from core.keys.limits import client_buckets, opens_window, purge_when_due, rate_limited, refusal
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,7 @@ async def _count_requests(conn: AsyncConnection, ballots: list[_Ballot], setting
         start += len(mine)
         new_window = new_window or opens_window(own)
         refusals.append(refusal("votes", mine, own))
-    if purge_due(new_window):
-        await counters.purge_counters(conn, PURGE_AFTER_S)
+    await purge_when_due(conn, new_window)
     return refusals
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import driver_connection, engine_of
 from core.keys import repository as counters
-from core.keys.limits import PURGE_AFTER_S, client_buckets, opens_window, purge_due, rate_limited, refusal
+from core.keys.limits import client_buckets, opens_window, purge_when_due, rate_limited, refusal
 from core.keys.models import ApiKey, KeyScope
 from core.registry.models import Contestant
 from core.settings import Settings
@@ -37,8 +37,7 @@ def _rate_limit(action: str, limit_of: Callable[[Settings], int]) -> Callable:
         # an address's counter row is locked for that statement alone.
         async with driver_connection(engine_of(runtime.sessions)) as conn:
             hits = await counters.count_hits(conn, [bucket for bucket, _ in buckets], settings.rate_window_s)
-            if purge_due(opens_window(hits)):
-                await counters.purge_counters(conn, PURGE_AFTER_S)
+            await purge_when_due(conn, opens_window(hits))
         refused = refusal(action, buckets, hits)
         if refused is not None:
             raise refused

@@ -10,10 +10,12 @@ import math
 import time
 from collections.abc import Sequence
 
-from core.errors import LibraError
-from core.keys.repository import Hit
+import psycopg
 
-PURGE_AFTER_S = 2 * 86_400  # counters of clients gone this long are dropped (purge_due)
+from core.errors import LibraError
+from core.keys.repository import Hit, purge_counters
+
+PURGE_AFTER_S = 2 * 86_400  # counters of clients gone this long are dropped (purge_when_due)
 
 
 def rate_limited(message: str, retry_after_s: int) -> LibraError:
@@ -48,12 +50,11 @@ PURGE_EVERY_S = 60.0
 _last_purge = [-math.inf]  # when this process last purged (time.monotonic)
 
 
-def purge_due(opened_window: bool) -> bool:
-    """Whether the caller should now purge long-gone clients' counters (core.keys.repository.purge_counters,
-    PURGE_AFTER_S): when its request opened a window (opens_window: counters accumulate only then) and this
-    process has not purged for PURGE_EVERY_S. True claims the purge: the next is due PURGE_EVERY_S later."""
+async def purge_when_due(conn: psycopg.AsyncConnection, opened_window: bool) -> None:
+    """Purges long-gone clients' counters (PURGE_AFTER_S) on `conn` when the caller's request opened a
+    window (opens_window: counters accumulate only then) and this process has not purged for PURGE_EVERY_S."""
     now = time.monotonic()
     if not opened_window or now - _last_purge[0] < PURGE_EVERY_S:
-        return False
-    _last_purge[0] = now
-    return True
+        return
+    _last_purge[0] = now  # claimed before the round trip: concurrent requests do not purge too
+    await purge_counters(conn, PURGE_AFTER_S)
