@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import typing
 from collections.abc import Iterable, Sequence
 
@@ -139,12 +140,13 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a `GuardedNetworkBackend`; no proxy (a proxy would be checked, not the target)."""
 
-    def __init__(self, allow: Sequence[IPNetwork] = (), limits: httpx.Limits | None = None) -> None:
-        limits = limits or httpx.Limits()
-        super().__init__(limits=limits)
+    def __init__(self, allow: Sequence[IPNetwork] = (), limits: httpx.Limits | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
+        limits, tls = limits or httpx.Limits(), tls or httpx.create_ssl_context()
+        super().__init__(limits=limits, verify=tls)
         # httpx has no parameter for httpcore's network backend: the pool is built again with one.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=tls,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -152,6 +154,9 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-def guarded_client(allow: Sequence[IPNetwork] = (), limits: httpx.Limits | None = None) -> httpx.AsyncClient:
-    """A client for submitted endpoints: checked connections, no redirects, no proxy from the environment."""
-    return httpx.AsyncClient(transport=GuardedTransport(allow, limits), follow_redirects=False, trust_env=False)
+def guarded_client(allow: Sequence[IPNetwork] = (), limits: httpx.Limits | None = None,
+                   tls: ssl.SSLContext | None = None) -> httpx.AsyncClient:
+    """A client for submitted endpoints: checked connections, no redirects, no proxy from the environment.
+    ``tls``: a TLS context to share (building one costs ~20 ms of CPU; inference.http_clients)."""
+    return httpx.AsyncClient(transport=GuardedTransport(allow, limits, tls), follow_redirects=False,
+                             trust_env=False)

@@ -30,6 +30,7 @@ from inference.errors import (
     RateLimited,
     RequestRejected,
 )
+from inference.http_clients import EndpointClient
 from inference.protocol import BaseBackend, Conversation, validate_conversation
 from inference.retry import RETRY_STATUSES, Backoff, parse_retry_after
 from inference.stream import StreamEnd, StreamEvent
@@ -46,7 +47,7 @@ class OpenAIBackend(BaseBackend):
     def __init__(
         self,
         config: OpenAIConfig,
-        client: httpx.AsyncClient,
+        client: EndpointClient,
         limit: asyncio.Semaphore,
         api_key: SecretStr | None,
         rng: random.Random | None = None,
@@ -68,8 +69,8 @@ class OpenAIBackend(BaseBackend):
         validate_conversation(messages)
         params = self.config.sampling.apply(params)
         started = time.perf_counter()
-        async with self._limit:
-            response = await self._send(self._body(messages, params, stream=False))
+        async with self._limit, self._client.borrowed() as client:
+            response = await self._send(client, self._body(messages, params, stream=False))
             try:
                 payload = await _read_json(response)
             finally:
@@ -78,8 +79,8 @@ class OpenAIBackend(BaseBackend):
 
     async def _events(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[StreamEvent]:
         params = self.config.sampling.apply(params)
-        async with self._limit:
-            response = await self._send(self._body(messages, params, stream=True))
+        async with self._limit, self._client.borrowed() as client:
+            response = await self._send(client, self._body(messages, params, stream=True))
             try:
                 # Some OpenAI-compatible servers ignore "stream": true and answer one JSON document:
                 # read it as a stream of one chunk rather than failing the answer.
@@ -118,11 +119,11 @@ class OpenAIBackend(BaseBackend):
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.config.timeout_s, connect=min(self.config.timeout_s, 10.0))
 
-    async def _send(self, body: dict[str, Any]) -> httpx.Response:
+    async def _send(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
         """POST with retries; returns an open response with status 200."""
         attempt = 0
         while True:
-            outcome = await self._attempt(body)
+            outcome = await self._attempt(client, body)
             if isinstance(outcome, httpx.Response):
                 return outcome
             if not outcome.retry or attempt >= self.config.max_retries:
@@ -140,12 +141,12 @@ class OpenAIBackend(BaseBackend):
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _attempt(self, body: dict[str, Any]) -> httpx.Response | _Failure:
-        request = self._client.build_request(
+    async def _attempt(self, client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response | _Failure:
+        request = client.build_request(
             "POST", self.config.chat_url, json=body, headers=self._headers(), timeout=self._timeout()
         )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             if isinstance(exc.__cause__, EgressRefused):  # a policy decision: trying again changes nothing
                 return _Failure(RequestRejected(f"cannot connect to {self.name}: {exc.__cause__}"))

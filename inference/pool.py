@@ -1,7 +1,7 @@
 """`BackendPool`: the one place backends are built, shared resources held.
 
 Build it once at application startup (lifespan) and close it at shutdown. It
-owns the shared `httpx.AsyncClient`, the lazily loaded llama.cpp models, one
+owns the HTTP clients of the endpoints (`inference.http_clients`), the lazily loaded llama.cpp models, one
 concurrency limit per HTTP endpoint, and the GPU engines (loaded once per
 config: a vLLM engine takes the whole GPU).
 
@@ -34,7 +34,8 @@ from inference.config import (
     parse_backend_config,
 )
 from inference.credentials import resolve_api_key
-from inference.egress import guarded_client, parse_networks
+from inference.egress import parse_networks
+from inference.http_clients import EndpointClients
 from inference.llamacpp.backend import LlamaCppBackend
 from inference.llamacpp.files import default_cache_dir
 from inference.llamacpp.runtime import ModelCache, ModelKey
@@ -69,17 +70,13 @@ class BackendPool:
     ) -> None:
         if max_engines < 1:
             raise ValueError("max_engines must be at least 1")
-        # One HTTP client per endpoint unless one is given for all: httpcore's pool asks every connection it
-        # keeps whether it expired (a socket poll each) at the start and end of every request, so a client
-        # shared by every endpoint made each call scan all of their connections (docs/inference.md, "HTTP backend").
-        self._given_client = http_client
         self._models = ModelCache(cache_dir or default_cache_dir())
         self._environ = environ
         # Submitted endpoints ("egress": "public") get clients whose connections are checked.
         if egress_allow is None:
             egress_allow = (os.environ if environ is None else environ).get("LIBRA_EGRESS_ALLOW", "")
-        self._egress_allow = parse_networks(egress_allow)
-        self._clients: dict[tuple[bool, str], httpx.AsyncClient] = {}  # (checked, endpoint)
+        # One HTTP client per endpoint unless one is given for all, closed when idle (inference.http_clients).
+        self.http_clients = EndpointClients(parse_networks(egress_allow), http_client)
         self._endpoint_limits: dict[str, asyncio.Semaphore] = {}
         self._max_engines = max_engines
         self._build = engine_factory or _build_engine
@@ -117,9 +114,7 @@ class BackendPool:
         await self._settle()
         # Joining the model threads blocks until their current token loop ends.
         await asyncio.to_thread(self._models.close)
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        await self.http_clients.aclose()
 
     def _openai(self, config: OpenAIConfig) -> Backend:
         from inference.http_backend import OpenAIBackend
@@ -127,19 +122,8 @@ class BackendPool:
         # One limit per endpoint, shared by every model served from it.
         endpoint = str(config.base_url)
         limit = self._endpoint_limits.setdefault(endpoint, asyncio.Semaphore(config.max_concurrency))
-        return OpenAIBackend(config, self._client_for(endpoint, config.egress == "public"), limit,
-                             resolve_api_key(config, self._environ))
-
-    def _client_for(self, endpoint: str, checked: bool) -> httpx.AsyncClient:
-        """The endpoint's own client (its connections only); a checked one for submitted endpoints."""
-        if self._given_client is not None and not checked:
-            return self._given_client
-        client = self._clients.get((checked, endpoint))
-        if client is None:
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-            client = guarded_client(self._egress_allow, limits) if checked else httpx.AsyncClient(limits=limits)
-            self._clients[(checked, endpoint)] = client
-        return client
+        client = self.http_clients.for_endpoint(endpoint, checked=config.egress == "public")
+        return OpenAIBackend(config, client, limit, resolve_api_key(config, self._environ))
 
     def _slot(self, config: EngineConfig) -> _Slot:
         slot = self._engines.get(config)

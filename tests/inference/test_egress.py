@@ -238,6 +238,10 @@ async def test_each_endpoint_has_its_own_client_and_closing_the_pool_closes_them
                 await backend.generate([Message("user", "hi")], SamplingParams(max_tokens=4))
             clients = {id(backend._client) for backend in (a, again, b)}
             assert a._client is again._client and len(clients) == 2
+            opened = []
+            for backend in (a, b):
+                async with backend._client.borrowed() as http:
+                    opened.append(http)
         finally:
             await pool.aclose()
-    assert a._client.is_closed and b._client.is_closed
+    assert all(http.is_closed for http in opened)
