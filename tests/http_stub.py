@@ -56,10 +56,16 @@ class StreamingHandler(JsonHandler):
         self.wfile.flush()
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 overflows when a battle burst opens 16 connections at once on a busy
+    # machine: connections then wait for SYN retries, and a CI run saw one answer fail as unavailable.
+    request_queue_size = 256
+
+
 @contextmanager
 def serving(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> Iterator[str]:
     """Serve ``handler`` on a free port of ``host``; yields the OpenAI-style base URL (``.../v1``)."""
-    httpd = ThreadingHTTPServer((host, 0), handler)
+    httpd = _Server((host, 0), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
