@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -96,8 +97,15 @@ class Board:
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, _publish(self.site.db_url, self.answers_url, slugs)).result()
 
-    def rows(self) -> list[dict]:
-        return httpx.get(f"{self.site.url}/api/v1/leaderboard", timeout=10).json()["models"]
+    def rows(self, version: int | None = None) -> list[dict]:
+        """The served rows; with ``version``, once the service serves it (it checks for a new snapshot at
+        most once a second: server.leaderboard.cache.CHECK_INTERVAL_S)."""
+        deadline = time.monotonic() + 10
+        while True:
+            board = httpx.get(f"{self.site.url}/api/v1/leaderboard", timeout=10).json()
+            if version is None or board["version"] == version or time.monotonic() > deadline:
+                return board["models"]
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +235,7 @@ def test_a_new_snapshot_appears_without_a_reload(board: Board, open_page) -> Non
     _show(page, "scatter")
     page.evaluate("() => { window.sameDocument = true; }")
     version = board.publish(["lb-late"])
-    assert version is not None and len(board.rows()) == len(before) + 1
+    assert version is not None and len(board.rows(version)) == len(before) + 1
     page.clock.fast_forward("00:20")  # past the 15-second poll
     page.wait_for_selector('#board tbody tr[data-slug="lb-late"]')
     page.wait_for_selector('#scatter circle[data-slug="lb-late"]')
