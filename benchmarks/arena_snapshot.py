@@ -36,7 +36,7 @@ from core.pgserver import embedded_postgres
 from core.registry import repository as registry
 from core.settings import Settings
 from server.leaderboard import repository, service
-from server.leaderboard.jobs import take_snapshot
+from server.leaderboard.jobs import arena_inputs, take_snapshot
 
 MODELS = 12
 REPEATS = 5
@@ -142,6 +142,14 @@ async def _snapshot_cost(sessions: Any, settings: Settings) -> tuple[float, floa
     return await _timed(snapshot)
 
 
+async def _votes_held_s(sessions: Any) -> float:
+    """How long a snapshot holds new votes back: its reads under the votes' lock (jobs.arena_inputs)."""
+    started = time.perf_counter()
+    async with transaction(sessions) as session:
+        await arena_inputs(session)
+    return time.perf_counter() - started
+
+
 async def _row_read_cost(sessions: Any) -> tuple[float, float]:
     async def rows() -> None:
         async with transaction(sessions) as session:
@@ -170,14 +178,17 @@ async def _measure(urls: dict[int, str], settings: Settings, repeats: int) -> di
     try:
         sessions = {size: create_sessionmaker(engine) for size, engine in engines.items()}
         runs: dict[int, list[tuple[float, float]]] = {size: [] for size in urls}
+        held: dict[int, list[float]] = {size: [] for size in urls}
         for _ in range(repeats):
             for size in urls:
                 runs[size].append(await _snapshot_cost(sessions[size], settings))
+                held[size].append(await _votes_held_s(sessions[size]))
         out = {}
         for size in urls:
             read_s, read_mib = await _row_read_cost(sessions[size])  # once: it scales with the votes anyway
             out[str(size)] = {"snapshot_s": statistics.median(r[0] for r in runs[size]),
                               "snapshot_peak_mib": statistics.median(r[1] for r in runs[size]),
+                              "votes_held_ms": round(statistics.median(held[size]) * 1000, 2),
                               "row_read_s": read_s, "row_read_peak_mib": read_mib,
                               **await _equality(sessions[size])}
         return out

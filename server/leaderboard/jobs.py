@@ -5,10 +5,15 @@ import logging
 from typing import Any
 
 import procrastinate
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 import ranking
 from arena import repository as arena_repo
+from arena.models import Vote
 from core.db import transaction
+from core.errors import LibraError
 from core.registry import repository as registry
 from core.registry.models import ContestantStatus
 from core.settings import Settings
@@ -35,25 +40,56 @@ def snapshot_config(settings: Settings, required: tuple = ()) -> ranking.Snapsho
     )
 
 
-async def _inputs(session: Any, settings: Settings) -> service.Inputs:
-    # One view of the database for every read, so the replay record matches the counts exactly.
+# How long a snapshot waits for the vote transactions in flight before it gives up (and fails, to run again).
+VOTES_LOCK_TIMEOUT_S = 10.0
+
+
+async def arena_inputs(session: Any) -> dict[str, Any]:
+    """The models and what the votes counted, in one view with the replay record, taken once no vote is
+    in flight.
+
+    A vote batch takes its vote ids when it inserts and commits a little later. A view taken in between
+    would see a later batch's votes but not that one's, so the replay's cutoff (the highest vote id seen)
+    would let in votes the counts left out. `LOCK ... IN SHARE MODE`, before the first read fixes the
+    view, waits for the transactions writing votes and holds new ones back until this short transaction
+    ends (a few ms: its tables are sized by models and bins).
+    """
     await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    models = [m for m in await registry.list_all(session) if m.status in BOARD_STATUSES]
-    return service.Inputs(
-        models=models,
-        helpfulness=await arena_repo.pair_counts(session, "helpfulness"),
-        safety=await arena_repo.pair_counts(session, "safety"),
-        style_cells=await repository.style_cells(session),
-        items=await service.scored_items(session, settings.eval_suite),
-        runs=await service.scored_runs(session, settings.eval_suite),
-        replay=await repository.replay_record(session),
-    )
+    await session.execute(text(f"SET LOCAL lock_timeout = '{round(VOTES_LOCK_TIMEOUT_S * 1000)}ms'"))
+    await session.execute(text(f"LOCK TABLE {Vote.__tablename__} IN SHARE MODE"))
+    return {
+        "models": [m for m in await registry.list_all(session) if m.status in BOARD_STATUSES],
+        "helpfulness": await arena_repo.pair_counts(session, "helpfulness"),
+        "safety": await arena_repo.pair_counts(session, "safety"),
+        "style_cells": await repository.style_cells(session),
+        "replay": await repository.replay_record(session),
+    }
+
+
+async def _evaluation_inputs(session: Any, settings: Settings) -> dict[str, Any]:
+    # The items and the runs they come from, in one view; not under the votes' lock, which they do not need.
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    return {"items": await service.scored_items(session, settings.eval_suite),
+            "runs": await service.scored_runs(session, settings.eval_suite)}
+
+
+async def _inputs(sessions: Any, settings: Settings) -> service.Inputs:
+    try:
+        async with transaction(sessions) as session:
+            arena = await arena_inputs(session)
+    except DBAPIError as error:
+        if not isinstance(error.orig, psycopg.errors.LockNotAvailable):
+            raise
+        raise LibraError(f"the snapshot waited {VOTES_LOCK_TIMEOUT_S:g} s for votes being written and gave up; "
+                         "the next one will try again", status=503, code="snapshot_busy") from None
+    async with transaction(sessions) as session:
+        evaluation = await _evaluation_inputs(session, settings)
+    return service.Inputs(**arena, **evaluation)
 
 
 async def take_snapshot(sessions: Any, settings: Settings, trigger: str) -> int | None:
     """Returns the new version, or None when nothing changed since the latest snapshot."""
-    async with transaction(sessions) as session:
-        inputs = await _inputs(session, settings)
+    inputs = await _inputs(sessions, settings)
     config = snapshot_config(settings, service.required_categories(settings))
     # The maths takes seconds at scale: off the event loop, so the worker keeps heartbeating.
     computed = await asyncio.to_thread(service.compute, inputs, config)

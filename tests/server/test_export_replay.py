@@ -1,6 +1,7 @@
 """`libra export votes` and `libra replay` (issue 11, item 10) on a real database: the export carries no
 personal data, and a snapshot is recomputed from it exactly."""
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -17,8 +18,10 @@ from arena import export
 from arena import repository as arena_repo
 from arena.models import Battle, BattleAnswer, BattleStatus, BattleTurn, Vote, VoteFlag, VoteReview
 from core.db import transaction
+from core.errors import LibraError
 from core.settings import Settings
 from server.leaderboard.jobs import take_snapshot
+from server.leaderboard.models import LeaderboardSnapshot
 from tests.arena.test_style_cells import VERDICTS, _count, _fill
 
 # Export and replay as `libra` runs them (`libra replay` is registered in server/cli/__init__.py).
@@ -57,24 +60,29 @@ async def _personal_votes(runtime, models: list, n: int, rng: np.random.Generato
     """Counted votes carrying everything personal the vote path stores (hashes, keys, private reasons),
     and flags; written directly, as the vote path writes them, so the export has all of it to strip."""
     async with transaction(runtime.sessions) as session:
-        for k in range(n):
-            battle = Battle(id=uuid.uuid4(), prompt=f"question {k}", status=BattleStatus.voted,
-                            model_a_id=models[k % 2].id, model_b_id=models[2 + k % 2].id, sampling_seed=k,
-                            creator_hash="c" * 64, address_hash="d" * 64, pairing={"policy": "uniform"})
-            session.add(battle)
-            await session.flush()
-            session.add(BattleTurn(battle_id=battle.id, turn=1, prompt=battle.prompt))
-            session.add_all([BattleAnswer(battle_id=battle.id, turn=1, side=side, status="ok", text=f"answer {side}",
-                                          error="host x", identity_match="I am", style_length=int(rng.integers(30)))
-                             for side in "ab"])
-            vote = Vote(battle_id=battle.id, helpfulness=VERDICTS[int(rng.integers(4))], safety=VERDICTS[k % 4],
-                        reason=f"reason {k}", reason_public=k % 2 == 0, idempotency_key=f"key-{battle.id}",
-                        session_hash="e" * 64, address_hash="f" * 64, network_hash="g" * 64, read_s=3.0)
-            session.add(vote)
-            await session.flush()
-            session.add(VoteFlag(vote_id=vote.id, rule="burst", detail={"votes": 99}))
-            await arena_repo.bump_pair_count(session, "safety", battle.model_a_id, battle.model_b_id, vote.safety)
-            await _count(session, battle, vote)
+        await _write_votes(session, models, range(n), rng)
+
+
+async def _write_votes(session, models: list, numbers: range, rng: np.random.Generator) -> None:
+    """`_personal_votes` in a transaction of the caller's; vote k is on models k % 2 and 2 + k % 2."""
+    for k in numbers:
+        battle = Battle(id=uuid.uuid4(), prompt=f"question {k}", status=BattleStatus.voted,
+                        model_a_id=models[k % 2].id, model_b_id=models[2 + k % 2].id, sampling_seed=k,
+                        creator_hash="c" * 64, address_hash="d" * 64, pairing={"policy": "uniform"})
+        session.add(battle)
+        await session.flush()
+        session.add(BattleTurn(battle_id=battle.id, turn=1, prompt=battle.prompt))
+        session.add_all([BattleAnswer(battle_id=battle.id, turn=1, side=side, status="ok", text=f"answer {side}",
+                                      error="host x", identity_match="I am", style_length=int(rng.integers(30)))
+                         for side in "ab"])
+        vote = Vote(battle_id=battle.id, helpfulness=VERDICTS[int(rng.integers(4))], safety=VERDICTS[k % 4],
+                    reason=f"reason {k}", reason_public=k % 2 == 0, idempotency_key=f"key-{battle.id}",
+                    session_hash="e" * 64, address_hash="f" * 64, network_hash="g" * 64, read_s=3.0)
+        session.add(vote)
+        await session.flush()
+        session.add(VoteFlag(vote_id=vote.id, rule="burst", detail={"votes": 99}))
+        await arena_repo.bump_pair_count(session, "safety", battle.model_a_id, battle.model_b_id, vote.safety)
+        await _count(session, battle, vote)
 
 
 def _values(value: object) -> list[object]:
@@ -128,6 +136,44 @@ async def test_export_has_no_personal_data_and_replays_the_snapshot(runtime, mod
     replayed = cli(db_url, "replay", "--snapshot", str(version), "--export", str(out))
     assert replayed.returncode == 0, replayed.stderr
     assert "reproduced exactly" in replayed.stdout
+
+
+async def test_a_snapshot_waits_for_votes_still_being_written_so_that_its_replay_is_exact(
+        runtime, models, db_url, tmp_path) -> None:
+    """A vote batch takes its vote ids when it inserts and commits a little later. A snapshot taken in
+    between saw a later vote but not that one, so the replay's cutoff (the highest id seen) let it in and
+    the replay reported that the counted votes differ. The snapshot now waits for votes in flight."""
+    await _personal_votes(runtime, models, 4, np.random.default_rng(5))
+    async with runtime.sessions() as slow, slow.begin():
+        await _write_votes(slow, models, range(1), np.random.default_rng(6))  # its id taken, not committed
+        async with transaction(runtime.sessions) as later:  # another pair of models: no row lock shared
+            await _write_votes(later, models, range(1, 2), np.random.default_rng(7))
+        snapshot = asyncio.create_task(take_snapshot(runtime.sessions, runtime.settings, "manual"))
+        await asyncio.sleep(0.5)
+        assert not snapshot.done()
+    version = await snapshot  # the slow vote committed as its transaction block ended
+    async with transaction(runtime.sessions) as session:
+        stored = (await session.get(LeaderboardSnapshot, version)).config["replay"]
+    assert stored["max_vote_id"] == 6
+    out = tmp_path / "votes.jsonl"
+    assert cli(db_url, "export", "votes", "--out", str(out)).returncode == 0
+    replayed = cli(db_url, "replay", "--snapshot", str(version), "--export", str(out))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "reproduced exactly" in replayed.stdout
+
+
+async def test_a_snapshot_that_waits_too_long_for_votes_gives_up_with_a_clear_error(
+        runtime, models, monkeypatch) -> None:
+    from server.leaderboard import jobs
+
+    monkeypatch.setattr(jobs, "VOTES_LOCK_TIMEOUT_S", 0.3)
+    async with runtime.sessions() as slow, slow.begin():
+        await _write_votes(slow, models, range(1), np.random.default_rng(8))
+        with pytest.raises(LibraError, match=r"waited 0.3 s for votes being written") as caught:
+            await take_snapshot(runtime.sessions, runtime.settings, "manual")
+        assert caught.value.code == "snapshot_busy"
+    await _personal_votes(runtime, models, 1, np.random.default_rng(9))  # votes flow again: nothing held
+    assert await take_snapshot(runtime.sessions, runtime.settings, "manual") is not None
 
 
 async def test_replay_fails_when_the_export_differs(runtime, models, db_url, tmp_path) -> None:
