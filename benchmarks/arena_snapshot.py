@@ -36,7 +36,7 @@ from core.pgserver import embedded_postgres
 from core.registry import repository as registry
 from core.settings import Settings
 from server.leaderboard import repository, service
-from server.leaderboard.jobs import arena_inputs, take_snapshot
+from server.leaderboard.jobs import share_view, take_snapshot
 
 MODELS = 12
 REPEATS = 5
@@ -143,11 +143,13 @@ async def _snapshot_cost(sessions: Any, settings: Settings) -> tuple[float, floa
 
 
 async def _votes_held_s(sessions: Any) -> float:
-    """How long a snapshot holds new votes back: its reads under the votes' lock (jobs.arena_inputs)."""
-    started = time.perf_counter()
-    async with transaction(sessions) as session:
-        await arena_inputs(session)
-    return time.perf_counter() - started
+    """How long a snapshot holds new votes back: from asking for the votes' lock until its reader has the
+    view (jobs.share_view; no vote is in flight here, so the lock is granted at once)."""
+    async with transaction(sessions) as reader:
+        await reader.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        started = time.perf_counter()
+        await share_view(sessions, reader)
+        return time.perf_counter() - started
 
 
 async def _row_read_cost(sessions: Any) -> tuple[float, float]:

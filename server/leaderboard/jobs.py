@@ -44,53 +44,54 @@ def snapshot_config(settings: Settings, required: tuple = ()) -> ranking.Snapsho
 VOTES_LOCK_TIMEOUT_S = 10.0
 
 
-async def arena_inputs(session: Any) -> dict[str, Any]:
-    """The models and what the votes counted, in one view with the replay record, taken once no vote is
-    in flight.
+async def _view_with_no_vote_in_flight(gate: Any) -> str:
+    """A view of the database (an exported snapshot id) taken once no vote is being written.
 
     A vote batch takes its vote ids when it inserts and commits a little later. A view taken in between
     would see a later batch's votes but not that one's, so the replay's cutoff (the highest vote id seen)
-    would let in votes the counts left out. `LOCK ... IN SHARE MODE`, before the first read fixes the
-    view, waits for the transactions writing votes and holds new ones back until this short transaction
-    ends: its tables are sized by models and bins, not votes (26-43 ms at 12 models and 6-9k style cells,
-    `votes_held_ms` in benchmarks/arena_snapshot.py).
+    would let in votes the counts left out. `LOCK ... IN SHARE MODE`, before the first query fixes the
+    view, waits for the transactions writing votes and holds new ones back until ``gate``'s transaction
+    ends, which is as soon as the reader has imported the view.
     """
-    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    await session.execute(text(f"SET LOCAL lock_timeout = '{round(VOTES_LOCK_TIMEOUT_S * 1000)}ms'"))
-    await session.execute(text(f"LOCK TABLE {Vote.__tablename__} IN SHARE MODE"))
-    return {
-        "models": [m for m in await registry.list_all(session) if m.status in BOARD_STATUSES],
-        "helpfulness": await arena_repo.pair_counts(session, "helpfulness"),
-        "safety": await arena_repo.pair_counts(session, "safety"),
-        "style_cells": await repository.style_cells(session),
-        "replay": await repository.replay_record(session),
-    }
+    await gate.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    await gate.execute(text(f"SET LOCAL lock_timeout = '{round(VOTES_LOCK_TIMEOUT_S * 1000)}ms'"))
+    await gate.execute(text(f"LOCK TABLE {Vote.__tablename__} IN SHARE MODE"))
+    return str(await gate.scalar(text("SELECT pg_export_snapshot()")))
 
 
-async def _evaluation_inputs(session: Any, settings: Settings) -> dict[str, Any]:
-    # The items and the runs they come from, in one view; not under the votes' lock, which they do not need.
-    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    return {"items": await service.scored_items(session, settings.eval_suite),
-            "runs": await service.scored_runs(session, settings.eval_suite)}
-
-
-async def _inputs(sessions: Any, settings: Settings) -> service.Inputs:
+async def share_view(sessions: Any, reader: Any) -> None:
+    """Gives ``reader``, a REPEATABLE READ transaction that has not queried yet, a view taken once no vote
+    is being written; votes are held back from the lock until the reader has it (a few ms)."""
     try:
-        async with transaction(sessions) as session:
-            arena = await arena_inputs(session)
+        async with transaction(sessions) as gate:
+            view = await _view_with_no_vote_in_flight(gate)
+            await reader.execute(text(f"SET TRANSACTION SNAPSHOT '{view}'"))
     except DBAPIError as error:
         if not isinstance(error.orig, psycopg.errors.LockNotAvailable):
             raise
         raise LibraError(f"the snapshot waited {VOTES_LOCK_TIMEOUT_S:g} s for votes being written and gave up; "
                          "the next one will try again", status=503, code="snapshot_busy") from None
-    async with transaction(sessions) as session:
-        evaluation = await _evaluation_inputs(session, settings)
-    return service.Inputs(**arena, **evaluation)
+
+
+async def read_inputs(sessions: Any, settings: Settings) -> service.Inputs:
+    """Every input in one view, with the replay record that names the votes it counted."""
+    async with transaction(sessions) as reader:  # checked out first: votes are never held while it waits
+        await reader.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        await share_view(sessions, reader)
+        return service.Inputs(
+            models=[m for m in await registry.list_all(reader) if m.status in BOARD_STATUSES],
+            helpfulness=await arena_repo.pair_counts(reader, "helpfulness"),
+            safety=await arena_repo.pair_counts(reader, "safety"),
+            style_cells=await repository.style_cells(reader),
+            items=await service.scored_items(reader, settings.eval_suite),
+            runs=await service.scored_runs(reader, settings.eval_suite),
+            replay=await repository.replay_record(reader),
+        )
 
 
 async def take_snapshot(sessions: Any, settings: Settings, trigger: str) -> int | None:
     """Returns the new version, or None when nothing changed since the latest snapshot."""
-    inputs = await _inputs(sessions, settings)
+    inputs = await read_inputs(sessions, settings)
     config = snapshot_config(settings, service.required_categories(settings))
     # The maths takes seconds at scale: off the event loop, so the worker keeps heartbeating.
     computed = await asyncio.to_thread(service.compute, inputs, config)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from arena import export
 from arena import repository as arena_repo
@@ -160,6 +160,20 @@ async def test_a_snapshot_waits_for_votes_still_being_written_so_that_its_replay
     replayed = cli(db_url, "replay", "--snapshot", str(version), "--export", str(out))
     assert replayed.returncode == 0, replayed.stderr
     assert "reproduced exactly" in replayed.stdout
+
+
+async def test_votes_are_held_back_only_until_the_snapshots_reader_has_its_view(runtime, models) -> None:
+    from server.leaderboard.jobs import share_view
+
+    await _personal_votes(runtime, models, 2, np.random.default_rng(10))
+    async with transaction(runtime.sessions) as reader:
+        await reader.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        await share_view(runtime.sessions, reader)
+        # The reader is still reading: a vote goes through at once, and the reader's view does not change.
+        await asyncio.wait_for(_personal_votes(runtime, models, 1, np.random.default_rng(11)), timeout=5)
+        assert await reader.scalar(select(func.count(Vote.id))) == 2
+    async with transaction(runtime.sessions) as session:
+        assert await session.scalar(select(func.count(Vote.id))) == 3
 
 
 async def test_a_snapshot_that_waits_too_long_for_votes_gives_up_with_a_clear_error(
