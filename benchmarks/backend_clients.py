@@ -10,8 +10,12 @@ of 4, and 32 callers drawing endpoints at random; the baseline is the same pool 
 
     python -m benchmarks.backend_clients [--quick]
 
-Prints one JSON object last: {"figures", "baseline", "targets"}. The target is the project's own (no
-issue names one): a client per endpoint costs no more CPU per call than the shared client.
+It also times opening an endpoint's client (CPU, medians of OPENINGS): with the TLS context the pool's
+clients share (`inference.http_clients`) against httpx's own context per client, as before 2026-12-04.
+
+Prints one JSON object last: {"figures", "baseline", "targets"}. The targets are the project's own (no
+issue names one): a client per endpoint costs no more CPU per call than the shared client, and opening
+one costs at most a tenth of building a TLS context of its own.
 """
 
 import asyncio
@@ -19,6 +23,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,8 +31,10 @@ import numpy as np
 
 from benchmarks.arena import own_cpu_s, stubs_running
 from inference import BackendPool, Message, SamplingParams
+from inference.http_clients import LIMITS, EndpointClients
 
 ENDPOINTS = 8
+OPENINGS = 30
 CALLERS = 32
 SEED = 20261202
 
@@ -51,7 +58,7 @@ async def _round(pool: BackendPool, urls: list[str], calls: int, rng: np.random.
 
 
 async def _measure(urls: list[str], rounds: int, calls: int) -> dict[str, list[dict[str, float]]]:
-    shared_client = httpx.AsyncClient(limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+    shared_client = httpx.AsyncClient(limits=LIMITS)
     pools = {"per_endpoint": BackendPool(), "shared": BackendPool(http_client=shared_client)}
     found: dict[str, list[dict[str, float]]] = {name: [] for name in pools}
     try:
@@ -67,19 +74,37 @@ async def _measure(urls: list[str], rounds: int, calls: int) -> dict[str, list[d
     return found
 
 
+def _opening_ms(open_client: Callable[[], httpx.AsyncClient]) -> float:
+    """Median CPU ms to open a client (``OPENINGS`` of them, kept open until all are timed)."""
+    kept, times = [], []
+    for _ in range(OPENINGS):
+        began = time.process_time()
+        kept.append(open_client())
+        times.append(time.process_time() - began)
+    return round(statistics.median(times) * 1000, 4)
+
+
+def measure_opening() -> dict[str, float]:
+    own_tls = _opening_ms(lambda: httpx.AsyncClient(limits=LIMITS))
+    clients = EndpointClients(())
+    shared_tls = _opening_ms(lambda: clients.new_client(checked=False))
+    return {"shared_tls_cpu_ms": shared_tls, "own_tls_cpu_ms": own_tls}
+
+
 def measure(quick: bool) -> dict[str, Any]:
     rounds, calls = (5, 1_000) if quick else (9, 3_000)
     with stubs_running(ENDPOINTS) as urls:
         found = asyncio.run(_measure(urls, rounds, calls))
-    return report(found, rounds, calls)
+    return report(found, rounds, calls, measure_opening())
 
 
-def report(found: dict[str, list[dict[str, float]]], rounds: int, calls: int) -> dict[str, Any]:
+def report(found: dict[str, list[dict[str, float]]], rounds: int, calls: int,
+           opening: dict[str, float] | None = None) -> dict[str, Any]:
     def median(name: str, key: str) -> float:
         return round(statistics.median(r[key] for r in found[name]), 4)
 
     ratio = round(median("per_endpoint", "cpu_ms_per_call") / median("shared", "cpu_ms_per_call"), 3)
-    return {
+    found_report = {
         "figures": {"per_endpoint": {"cpu_ms_per_call": median("per_endpoint", "cpu_ms_per_call"),
                                      "calls_per_s": median("per_endpoint", "calls_per_s")},
                     "endpoints": ENDPOINTS, "callers": CALLERS, "rounds": rounds, "calls_per_round": calls,
@@ -91,6 +116,13 @@ def report(found: dict[str, list[dict[str, float]]], rounds: int, calls: int) ->
         "targets": {"per_endpoint_over_shared_cpu_per_call": {"value": ratio, "goal": "<= 1.0 (the project's own)",
                                                               "met": ratio <= 1.0}},
     }
+    if opening is not None:
+        share = round(opening["shared_tls_cpu_ms"] / opening["own_tls_cpu_ms"], 4)
+        found_report["figures"]["opening_a_client_cpu_ms"] = opening["shared_tls_cpu_ms"]
+        found_report["baseline"]["opening_a_client_with_its_own_tls_cpu_ms"] = opening["own_tls_cpu_ms"]
+        found_report["targets"]["opening_shared_tls_over_own_tls"] = {
+            "value": share, "goal": "<= 0.1 (the project's own)", "met": share <= 0.1}
+    return found_report
 
 
 if __name__ == "__main__":

@@ -118,13 +118,17 @@ class EndpointClients:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
+    def new_client(self, checked: bool) -> httpx.AsyncClient:
+        """A new client with the shared TLS context (a holder opens one when a call needs it)."""
+        if checked:
+            return guarded_client(self._allow, LIMITS, self._tls_context())
+        return httpx.AsyncClient(limits=LIMITS, verify=self._tls_context())
+
     def _new_holder(self, checked: bool) -> EndpointClient:
         if self._given is not None and not checked:
             given = self._given
             return EndpointClient(lambda: given, owner=None)
-        if checked:
-            return EndpointClient(lambda: guarded_client(self._allow, LIMITS, self._tls_context()), owner=self)
-        return EndpointClient(lambda: httpx.AsyncClient(limits=LIMITS, verify=self._tls_context()), owner=self)
+        return EndpointClient(lambda: self.new_client(checked), owner=self)
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:  # built at the first client, not at startup: many services call no endpoint
