@@ -111,8 +111,9 @@ class EndpointClients:
         return len(idle)
 
     async def aclose(self) -> None:
-        holders, self._clients = list(self._clients.values()), {}
-        for holder in holders:
+        """Closes every client, in use or not (shutdown). The holders stay: a later call opens a new one,
+        which the next `aclose` closes."""
+        for holder in list(self._clients.values()):
             if (client := holder.detach()) is not None:
                 await client.aclose()
         if self._closing:
