@@ -4,6 +4,7 @@ caps per session and address, the anomaly rules that hold a vote for review, and
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from arena import vote_store
 from arena.integrity import RULES_VERSION, VoteFacts, VoterIdentity, flags_for, identify
@@ -97,6 +98,25 @@ async def test_a_vote_faster_than_reading_allows_is_held_for_review(runtime) -> 
     (flag,) = await flags(runtime)
     assert flag.rule == "too_fast" and flag.detail["words"] > 0 and flag.detail["needed_s"] > flag.detail["read_s"]
     assert await counted(runtime) == 1 and await counted(runtime, "helpfulness@free") == 1
+
+
+@_flags(SLOW_READERS)
+async def test_the_reading_rule_takes_the_answers_stored_word_counts_or_counts_texts_stored_without_them(
+        runtime) -> None:
+    await seed(runtime)
+    async with visitor(runtime) as http:
+        battles = [await battle(http) for _ in range(2)]
+        async with runtime.sessions() as session, session.begin():
+            texts = {row[0]: row[1] for row in await session.execute(text(
+                "SELECT battle_id::text || side, text FROM battle_answers"))}
+            # The first battle's answers say 400 words each; the second's were stored without a count.
+            await session.execute(text("UPDATE battle_answers SET style_length = CASE WHEN battle_id = "
+                                       "CAST(:first AS uuid) THEN 400 ELSE 0 END"), {"first": battles[0]})
+        for battle_id in battles:
+            assert (await vote(http, battle_id)).status_code == 200
+    words = [flag.detail["words"] for flag in await flags(runtime)]
+    in_texts = sum(len(texts[battles[1] + side].split()) for side in "ab")  # the stub's one-line answers
+    assert words == [800, in_texts] and in_texts > 0
 
 
 @_flags({"arena_one_sided_votes": 4})
