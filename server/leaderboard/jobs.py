@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import procrastinate
@@ -73,11 +75,19 @@ async def share_view(sessions: Any, reader: Any) -> None:
                          "the next one will try again", status=503, code="snapshot_busy") from None
 
 
-async def read_inputs(sessions: Any, settings: Settings) -> service.Inputs:
-    """Every input in one view, with the replay record that names the votes it counted."""
-    async with transaction(sessions) as reader:  # checked out first: votes are never held while it waits
+@asynccontextmanager
+async def view_reader(sessions: Any) -> AsyncIterator[Any]:
+    """A REPEATABLE READ transaction with `share_view`'s view. Its connection is checked out before the
+    votes' lock is asked for, so votes are never held while it waits for one."""
+    async with transaction(sessions) as reader:
         await reader.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         await share_view(sessions, reader)
+        yield reader
+
+
+async def read_inputs(sessions: Any, settings: Settings) -> service.Inputs:
+    """Every input in one view, with the replay record that names the votes it counted."""
+    async with view_reader(sessions) as reader:
         return service.Inputs(
             models=[m for m in await registry.list_all(reader) if m.status in BOARD_STATUSES],
             helpfulness=await arena_repo.pair_counts(reader, "helpfulness"),

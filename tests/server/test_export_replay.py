@@ -163,12 +163,10 @@ async def test_a_snapshot_waits_for_votes_still_being_written_so_that_its_replay
 
 
 async def test_votes_are_held_back_only_until_the_snapshots_reader_has_its_view(runtime, models) -> None:
-    from server.leaderboard.jobs import share_view
+    from server.leaderboard.jobs import view_reader
 
     await _personal_votes(runtime, models, 2, np.random.default_rng(10))
-    async with transaction(runtime.sessions) as reader:
-        await reader.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        await share_view(runtime.sessions, reader)
+    async with view_reader(runtime.sessions) as reader:
         # The reader is still reading: a vote goes through at once, and the reader's view does not change.
         await asyncio.wait_for(_personal_votes(runtime, models, 1, np.random.default_rng(11)), timeout=5)
         assert await reader.scalar(select(func.count(Vote.id))) == 2
