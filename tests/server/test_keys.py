@@ -18,6 +18,12 @@ async def _issue(runtime, scope: KeyScope, name: str = "tester") -> IssuedKey:  
         return await create_key(session, name, scope, actor="test")
 
 
+def _secret_of(plaintext: str) -> str:
+    """The key's secret part: everything after `libra_<prefix>_`. Not `split("_")[2]`, since
+    token_urlsafe may itself hold "_" or begin with one (about 1 draw in 64)."""
+    return plaintext.split("_", 2)[2]
+
+
 def _bearer(key: IssuedKey) -> dict[str, str]:
     return {"Authorization": f"Bearer {key.plaintext}"}
 
@@ -35,7 +41,7 @@ async def test_admin_lists_keys_without_hashes_or_secrets(client, runtime) -> No
     rows = response.json()
     assert [(r["id"], r["name"], r["scope"]) for r in rows] == [(admin.id, "ops", "admin"),
                                                                (submitter.id, "lab", "submitter")]
-    secret = submitter.plaintext.split("_", 2)[2]  # token_urlsafe may itself hold "_" (or begin with one)
+    secret = _secret_of(submitter.plaintext)
     assert "hash" not in response.text and secret not in response.text
     rows = (await client.get("/api/v1/admin/keys", headers=_bearer(admin))).json()
     assert rows[0]["last_used_at"] is not None and rows[1]["last_used_at"] is None
@@ -95,7 +101,7 @@ def test_keys_list_and_revoke_from_the_cli(db_url: str) -> None:
     secret = created.stdout.strip()
     listed = run("keys", "list", env=env)
     assert listed.returncode == 0, listed.stderr
-    assert "lab" in listed.stdout and "active" in listed.stdout and secret.split("_")[2] not in listed.stdout
+    assert "lab" in listed.stdout and "active" in listed.stdout and _secret_of(secret) not in listed.stdout
     key_id = json.loads(run("keys", "list", "--json", env=env).stdout)[0]["id"]
     revoked = run("keys", "revoke", str(key_id), env=env)
     assert revoked.returncode == 0, revoked.stderr
