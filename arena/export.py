@@ -8,6 +8,10 @@ reason unless the voter made it public.
 
 A battle whose prompt is a held-out evaluation item keeps its vote and its answers' style features
 (so a replay still counts it) but loses every text: publishing it would publish the probe.
+
+Each record keeps its draw record (`pairing`) and names the models it drew among (`draw_models`);
+`score_versions` gives the pair scores those draws used, so that anyone can replay every draw from the
+two files alone (arena.draw_replay).
 """
 
 import json
@@ -17,10 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from arena.models import Battle, BattleAnswer, BattleTurn, Vote, VoteFlag, VoteReview
+from arena.models import Battle, BattleAnswer, BattleTurn, PairScore, Vote, VoteFlag, VoteReview
 from arena.pool import POOL_TASKS
 from core.errors import LibraError
 from core.registry.models import Contestant
@@ -28,7 +33,8 @@ from core.settings import Settings
 from evaluation import default_registry
 from evaluation.tasks import private
 
-EXPORT_VERSION = 1
+# 2: records name the models of their draw (`draw_models`), and pair scores are exported beside them.
+EXPORT_VERSION = 2
 HELD_OUT = "held_out"
 
 
@@ -84,9 +90,17 @@ def _vote(vote: Vote, decision: str | None) -> dict[str, Any]:
     }
 
 
+def draw_models(pairing: dict[str, Any] | None, slugs: dict[int, str]) -> list[str | None] | None:
+    """The slugs of the models a draw chose among, in its record's order (None for a model since deleted)."""
+    if not pairing or not isinstance(pairing.get("models"), list):
+        return None
+    return [slugs.get(int(model)) for model in pairing["models"]]
+
+
 def record(row: Any, turns: Iterable[BattleTurn], answers: Iterable[BattleAnswer], flags: list[str],
-           held_out: frozenset[str]) -> dict[str, Any]:
-    """One battle's export record; texts withheld when any of its prompts is a held-out item."""
+           held_out: frozenset[str], slugs: dict[int, str] | None = None) -> dict[str, Any]:
+    """One battle's export record; texts withheld when any of its prompts is a held-out item. `slugs`
+    (model id to slug) names the models of the draw."""
     vote, battle, slug_a, slug_b, decision = row
     turns = list(turns)
     withheld = any(normalised(t.prompt) in held_out for t in turns) or normalised(battle.prompt) in held_out
@@ -98,6 +112,7 @@ def record(row: Any, turns: Iterable[BattleTurn], answers: Iterable[BattleAnswer
         "model_a": slug_a, "model_b": slug_b, "prompt_source": battle.prompt_source.value,
         "attack": battle.attack, "pool_item": battle.pool_item, "identity_leak": battle.identity_leak,
         "sampling_seed": battle.sampling_seed, "pairing": json.dumps(battle.pairing, sort_keys=True),
+        "draw_models": draw_models(battle.pairing, slugs or {}),
         "withheld": HELD_OUT if withheld else None,
         "turns": [{"turn": t.turn, "prompt": None if withheld else t.prompt, "regenerations": t.regenerations,
                    "answers": by_turn.get(t.turn, [])} for t in turns],
@@ -108,6 +123,7 @@ def record(row: Any, turns: Iterable[BattleTurn], answers: Iterable[BattleAnswer
 async def records(session: AsyncSession, held_out: frozenset[str] = frozenset(),
                   page: int = 1000) -> AsyncIterator[dict[str, Any]]:
     """Every voted battle in vote order, a page of votes at a time (memory stays bounded)."""
+    slugs = await model_slugs(session)
     after = 0
     while rows := await _votes_page(session, after, page):
         battle_ids, vote_ids = [r[1].id for r in rows], [r[0].id for r in rows]
@@ -117,8 +133,33 @@ async def records(session: AsyncSession, held_out: frozenset[str] = frozenset(),
             flags_of.setdefault(vote_id, []).append(rule)
         for row in rows:
             yield record(row, turns_of.get(row[1].id, ()), answers_of.get(row[1].id, ()),
-                         flags_of.get(row[0].id, []), held_out)
+                         flags_of.get(row[0].id, []), held_out, slugs)
         after = rows[-1][0].id
+
+
+async def model_slugs(session: AsyncSession) -> dict[int, str]:
+    return {int(model_id): slug for model_id, slug in (await session.execute(select(Contestant.id, Contestant.slug)))}
+
+
+# The score versions that voted battles drew with (records stored before version 2 carry their scores).
+_DRAWN_VERSIONS = """
+SELECT DISTINCT (b.pairing ->> 'scores_version')::int AS version
+  FROM battles b JOIN votes v ON v.battle_id = b.id
+ WHERE b.pairing ->> 'scores_version' IS NOT NULL AND NOT b.pairing ? 'scores'
+ ORDER BY 1
+"""
+
+
+async def score_versions(session: AsyncSession) -> AsyncIterator[dict[str, Any]]:
+    """One record per pair-score version that an exported draw used: the version, when the refresh
+    computed it, and its scores as [low model id, high model id, score], the ids of the draw records."""
+    for version in (await session.scalars(sql(_DRAWN_VERSIONS))).all():
+        rows = (await session.execute(
+            select(PairScore.model_lo_id, PairScore.model_hi_id, PairScore.score, PairScore.computed_at)
+            .where(PairScore.version == version).order_by(PairScore.model_lo_id, PairScore.model_hi_id))).all()
+        yield {"export_version": EXPORT_VERSION, "scores_version": int(version),
+               "computed_at": _iso(min((r.computed_at for r in rows), default=None)),
+               "scores": [[int(r.model_lo_id), int(r.model_hi_id), float(r.score)] for r in rows]}
 
 
 def _group(children: Iterable[Any]) -> dict[uuid.UUID, list[Any]]:

@@ -17,6 +17,7 @@ app.add_typer(data.data_app, name="data")
 app.add_typer(arena.arena_app, name="arena")
 app.add_typer(release.export_app, name="export")
 app.command()(release.replay)
+app.command("replay-draws")(release.replay_draws)
 app.command()(backup.backup)
 app.command()(backup.restore)
 

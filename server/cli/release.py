@@ -11,7 +11,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from arena import export
+from arena import draw_replay, export
 from core.db import create_engine, create_sessionmaker, transaction
 from core.errors import LibraError
 from core.settings import Settings
@@ -49,6 +49,31 @@ def export_votes(
         else:
             count = asyncio.run(_export(url, settings, ParquetSink(out or Path("arena-votes.parquet"))))
     typer.echo(f"exported {count} voted battles" + (f" to {out}" if out else ""), err=True)
+
+
+@export_app.command("pair-scores")
+@friendly
+def export_pair_scores(
+    out: Annotated[Path | None, typer.Option(help="Where to write (jsonl); defaults to stdout.")] = None,
+) -> None:
+    """The pair scores that exported draws used, one refresh's version a line: with `libra export votes`,
+    enough for `libra replay-draws` to check every draw without the database."""
+    settings = load_settings()
+    with database(settings) as url, (out.open("w", encoding="utf-8") if out else _stdout()) as stream:
+        count = asyncio.run(_export_scores(url, JsonlSink(stream)))
+    typer.echo(f"exported {count} pair-score versions" + (f" to {out}" if out else ""), err=True)
+
+
+async def _export_scores(url: str, sink: "JsonlSink") -> int:
+    engine = create_engine(url)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            async for record in export.score_versions(session):
+                sink.add(record)
+        return sink.close()
+    finally:
+        await engine.dispose()
 
 
 @contextmanager
@@ -137,7 +162,8 @@ def _parquet_schema(pa: Any) -> Any:
         ("export_version", pa.int64()), ("battle_id", pa.string()), ("created_at", pa.string()),
         ("model_a", pa.string()), ("model_b", pa.string()), ("prompt_source", pa.string()),
         ("attack", pa.string()), ("pool_item", pa.string()), ("identity_leak", pa.bool_()),
-        ("sampling_seed", pa.int64()), ("pairing", pa.string()), ("withheld", pa.string()),
+        ("sampling_seed", pa.int64()), ("pairing", pa.string()), ("draw_models", pa.list_(pa.string())),
+        ("withheld", pa.string()),
         ("turns", pa.list_(turn)), ("vote", vote), ("flags", pa.list_(pa.string())),
     ])
 
@@ -189,3 +215,28 @@ def replay(
         fail(f"snapshot {snapshot} is not reproduced by {export_path} ({len(problems)} differences)")
     typer.echo(f"snapshot {snapshot}: arena ratings of {len(stored.payload['models'])} models reproduced exactly "
                f"from {replayed.counted['helpfulness']} counted votes")
+
+
+@friendly
+def replay_draws(
+    export_path: Annotated[Path, typer.Option("--export", exists=True, dir_okay=False,
+                                              help="A file written by `libra export votes`.")],
+    scores_path: Annotated[Path, typer.Option("--scores", exists=True, dir_okay=False,
+                                              help="A file written by `libra export pair-scores`.")],
+) -> None:
+    """Replay every exported battle's draw from its seed and recorded inputs, without the database; exit 0
+    when each battle's two models are the ones its seed draws, 1 otherwise."""
+    known = draw_replay.known_scores(read_export(scores_path))
+    found = draw_replay.check(read_export(export_path), known)
+    for line in found.mismatches:
+        typer.echo(line, err=True)
+    if found.mismatched > len(found.mismatches):
+        typer.echo(f"... and {found.mismatched - len(found.mismatches)} more", err=True)
+    for version, battles in sorted(found.missing_versions.items()):
+        typer.echo(f"{battles} battles drew with pair-score version {version}, which {scores_path} lacks", err=True)
+    skipped = f"; {found.without_record} battles have no replayable draw record" if found.without_record else ""
+    if not found.ok:
+        fail(f"draws not reproduced: {found.mismatched} differ, "
+             f"{sum(found.missing_versions.values())} lack their scores{skipped}")
+    policies = ", ".join(f"{n} {policy}" for policy, n in sorted(found.by_policy.items()))
+    typer.echo(f"draws of {found.reproduced} battles reproduced exactly ({policies or 'none'}){skipped}")

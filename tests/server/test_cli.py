@@ -25,7 +25,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
                                   ["data", "install"], ["data", "status"],
                                   ["arena"], ["arena", "weights"], ["arena", "set-weight"], ["arena", "paused"],
                                   ["arena", "resume"], ["arena", "refresh-scores"], ["export"], ["export", "votes"],
-                                  ["replay"]])
+                                  ["export", "pair-scores"], ["replay"], ["replay-draws"]])
 def test_every_command_has_help(args: list[str]) -> None:
     result = run(*args, "--help")
     assert result.returncode == 0, result.stderr

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from arena import export
+from arena import export, pairing
 from arena import repository as arena_repo
 from arena.models import Battle, BattleAnswer, BattleStatus, BattleTurn, Vote, VoteFlag, VoteReview
 from core.db import transaction
@@ -26,7 +26,8 @@ from tests.arena.test_style_cells import VERDICTS, _count, _fill
 
 # Export and replay as `libra` runs them (`libra replay` is registered in server/cli/__init__.py).
 CLI = ("import typer; from server.cli import release; app = typer.Typer(); "
-       "app.add_typer(release.export_app, name='export'); app.command()(release.replay); app()")
+       "app.add_typer(release.export_app, name='export'); app.command()(release.replay); "
+       "app.command('replay-draws')(release.replay_draws); app()")
 PERSONAL = ("hash", "idempotency", "address", "identity_match", "session", "error")
 HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 
@@ -208,11 +209,15 @@ async def test_replay_fails_when_the_export_differs(runtime, models, db_url, tmp
 @pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow is an optional dependency")
 async def test_parquet_export_replays_too(runtime, models, db_url, tmp_path) -> None:
     version = await _snapshot_then_more_votes(runtime, models)
-    out = tmp_path / "votes.parquet"
+    await _drawn_votes(runtime, Settings(_env_file=None, database_url=None, arena_pairing="uniform"), 4, seed=4)
+    out, scores = tmp_path / "votes.parquet", tmp_path / "scores.jsonl"
     exported = cli(db_url, "export", "votes", "--format", "parquet", "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     replayed = cli(db_url, "replay", "--snapshot", str(version), "--export", str(out))
     assert replayed.returncode == 0, replayed.stderr
+    assert cli(db_url, "export", "pair-scores", "--out", str(scores)).returncode == 0  # no versions: uniform draws
+    replayed = cli("-", "replay-draws", "--export", str(out), "--scores", str(scores))
+    assert replayed.returncode == 0 and "draws of 4 battles reproduced exactly (4 uniform)" in replayed.stdout
 
 
 @pytest.mark.skipif(HAS_PYARROW, reason="checks the message shown without pyarrow")
@@ -236,3 +241,74 @@ async def test_a_held_out_prompt_is_withheld_but_its_vote_kept(runtime, models) 
 
 def test_no_held_out_policy_means_nothing_to_withhold(settings) -> None:
     assert export.held_out_texts(settings, ("2026-W01",)) == frozenset()
+
+
+async def _drawn_votes(runtime, settings: Settings, n: int, seed: int) -> None:
+    """Voted battles whose models were drawn by the service's own draw (`arena.pairing.draw`), each
+    storing its draw record as a battle does."""
+    async with transaction(runtime.sessions) as session:
+        for k in range(n):
+            drawn = await pairing.draw(session, np.random.default_rng([seed, k]), settings)
+            battle = Battle(id=uuid.uuid4(), prompt=f"drawn {seed} {k}", status=BattleStatus.voted,
+                            model_a_id=drawn.model_a.id, model_b_id=drawn.model_b.id, sampling_seed=k,
+                            pairing=json.loads(json.dumps(drawn.record)))
+            session.add(battle)
+            await session.flush()
+            session.add(BattleTurn(battle_id=battle.id, turn=1, prompt=battle.prompt))
+            session.add_all([BattleAnswer(battle_id=battle.id, turn=1, side=side, status="ok", text=side)
+                             for side in "ab"])
+            session.add(Vote(battle_id=battle.id, helpfulness=VERDICTS[k % 4], safety=None))
+
+
+async def _two_score_versions_of_draws(runtime, models) -> None:
+    """Draws under score version 1, more votes, draws under version 2, and uniform draws; plus
+    hand-written battles without a replayable draw record."""
+    active, uniform = Settings(_env_file=None, database_url=None), Settings(_env_file=None, database_url=None,
+                                                                           arena_pairing="uniform")
+    await _fill(runtime, models, 30, seed=5)  # hand-written: no draw record to replay
+    for step in (1, 2):
+        async with transaction(runtime.sessions) as session:
+            assert (await pairing.refresh_scores(session))[0] == step
+        await _drawn_votes(runtime, active, 12, seed=step)
+        await _fill(runtime, models, 20, seed=5 + step)  # new counts: the next refresh writes a new version
+    await _drawn_votes(runtime, uniform, 6, seed=3)
+
+
+async def test_every_exported_draw_replays_from_the_export_alone(runtime, models, db_url, tmp_path) -> None:
+    await _two_score_versions_of_draws(runtime, models)
+    votes, scores = tmp_path / "votes.jsonl", tmp_path / "scores.jsonl"
+    assert cli(db_url, "export", "votes", "--out", str(votes)).returncode == 0
+    exported = cli(db_url, "export", "pair-scores", "--out", str(scores))
+    assert exported.returncode == 0, exported.stderr
+    versions = [json.loads(line) for line in scores.read_text().splitlines()]
+    assert [v["scores_version"] for v in versions] == [1, 2] and all(len(v["scores"]) == 6 for v in versions)
+    records = [json.loads(line) for line in votes.read_text().splitlines()]
+    drawn = [r for r in records if r["turns"][0]["prompt"].startswith("drawn")]
+    assert len(drawn) == 30 and all(set(r["draw_models"]) == {m.slug for m in models} for r in drawn)
+    # Replayed in a process with no database at all.
+    replayed = cli("postgresql://nobody@127.0.0.1:1/none", "replay-draws", "--export", str(votes),
+                   "--scores", str(scores))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "draws of 30 battles reproduced exactly (24 active, 6 uniform)" in replayed.stdout
+    assert f"{len(records) - 30} battles have no replayable draw record" in replayed.stdout
+
+    # A battle whose models were swapped after the draw is named.
+    swapped = next(r for r in drawn if json.loads(r["pairing"])["scores_version"] == 2)
+    swapped["model_a"], swapped["model_b"] = swapped["model_b"], swapped["model_a"]
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = cli("-", "replay-draws", "--export", str(tampered), "--scores", str(scores))
+    assert result.returncode == 1 and f"battle {swapped['battle_id']}: stored A={swapped['model_a']}" in result.stderr
+    assert "1 differ" in result.stderr and "Traceback" not in result.stderr
+    # Without a version's scores the draws that used it cannot be checked: said, not skipped.
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text(json.dumps(versions[1]) + "\n")
+    result = cli("-", "replay-draws", "--export", str(votes), "--scores", str(partial))
+    assert result.returncode == 1 and "12 battles drew with pair-score version 1, which" in result.stderr
+    # Files that are not exports are clear errors.
+    for bad in ('{"scores_version": 1}', "not json"):
+        partial.write_text(bad + "\n")
+        result = cli("-", "replay-draws", "--export", str(votes), "--scores", str(partial))
+        assert result.returncode == 1 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    result = cli("-", "replay-draws", "--export", str(scores), "--scores", str(scores))
+    assert result.returncode == 1 and "export record 1 is not one of `libra export votes`" in result.stderr
