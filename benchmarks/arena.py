@@ -36,6 +36,7 @@ import asyncio
 import importlib
 import json
 import multiprocessing
+import re
 import resource
 import signal
 import socket
@@ -83,14 +84,33 @@ class Plan:
     # True: each contestant is served by a stub endpoint of its own, as contestants are in a deployment.
     # False (--one-endpoint): all share one, with all their connections in one client (before 2026-12-03).
     own_endpoints: bool = True
+    answer_words: int = 3  # words in each stub answer, streamed one per chunk (--answer-words)
 
 
-def plan(quick: bool, visitors: bool = True, own_endpoints: bool = True) -> Plan:
+def plan(quick: bool, visitors: bool = True, own_endpoints: bool = True, answer_words: int = 3) -> Plan:
     phases = (4.0, 8.0, SimPlan(8, 3, 200, 60_000)) if quick else (15.0, 30.0, SimPlan(12, 10, 100, 200_000))
-    return Plan(*phases, visitors=visitors, own_endpoints=own_endpoints)
+    return Plan(*phases, visitors=visitors, own_endpoints=own_endpoints, answer_words=answer_words)
 
 
 # --- the instant stub backend (its own process, so it takes no GIL from the load client) ---------------
+
+SHORT_ANSWER = ("A ", "short ", "answer.")  # the stub's answer unless told otherwise (--answer-words)
+# A longer answer, for --answer-words N: prose with a markdown header, a list and bold words (the style
+# features count them), cut or repeated to N words.
+_PROSE_TEXT = ("## Photosynthesis\n\nPlants make their food from light, water and carbon dioxide. **Chlorophyll** "
+          "in the leaves absorbs light, and the energy splits water and builds sugar.\n\n- Light reactions "
+          "happen in the thylakoids.\n- The Calvin cycle fixes carbon in the stroma.\n\nOxygen is released "
+          "as a by-product, and the sugar feeds the plant's growth and stores energy for later.")
+_PROSE = tuple(re.findall(r"\S+\s*", _PROSE_TEXT + " "))  # each word with the space or line breaks after it
+
+
+def answer_words(n: int) -> tuple[str, ...]:
+    """The stub's answer as n streamed pieces, a word (and what follows it) each."""
+    if n == len(SHORT_ANSWER):
+        return SHORT_ANSWER
+    pieces = [_PROSE[i % len(_PROSE)] for i in range(n)]
+    pieces[-1] = pieces[-1].rstrip()
+    return tuple(pieces)
 
 
 class _InstantHandler(BaseHTTPRequestHandler):
@@ -100,18 +120,20 @@ class _InstantHandler(BaseHTTPRequestHandler):
     wbufsize = 65536
     disable_nagle_algorithm = True
 
+    words: tuple[str, ...] = SHORT_ANSWER  # set per stub process (`_serve_stub`)
+
     def do_POST(self) -> None:  # the name http.server dispatches to
         request = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        usage = {"prompt_tokens": 3, "completion_tokens": 3}
+        usage = {"prompt_tokens": 3, "completion_tokens": len(self.words)}
         if request.get("stream"):  # the arena streams: OpenAI's SSE chunks, usage, then [DONE], in one write
             chunks = [{"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
-                      for word in ("A ", "short ", "answer.")]
+                      for word in self.words]  # a word per chunk, as a model streams about a token per chunk
             chunks += [{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
                        {"choices": [], "usage": usage}]
             body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode() + b"data: [DONE]\n\n"
             kind = "text/event-stream"
         else:
-            body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "A short answer."},
+            body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "".join(self.words)},
                                             "finish_reason": "stop"}], "usage": usage}).encode()
             kind = "application/json"
         self.send_response(200)
@@ -128,27 +150,28 @@ class _StubServer(ThreadingHTTPServer):
     request_queue_size = 256  # the default backlog of 5 resets connections when 32 answers start at once
 
 
-def _serve_stub(ports: Any) -> None:  # a multiprocessing queue
+def _serve_stub(ports: Any, words: int = len(SHORT_ANSWER)) -> None:  # a multiprocessing queue
+    _InstantHandler.words = answer_words(words)
     httpd = _StubServer(("127.0.0.1", 0), _InstantHandler)
     httpd.daemon_threads = True
     ports.put(httpd.server_address[1])
     httpd.serve_forever()
 
 
-def start_stub() -> tuple[multiprocessing.Process, str]:
+def start_stub(words: int = len(SHORT_ANSWER)) -> tuple[multiprocessing.Process, str]:
     ports: Any = multiprocessing.get_context("spawn").Queue()
-    process = multiprocessing.get_context("spawn").Process(target=_serve_stub, args=(ports,), daemon=True)
+    process = multiprocessing.get_context("spawn").Process(target=_serve_stub, args=(ports, words), daemon=True)
     process.start()
     return process, f"http://127.0.0.1:{ports.get(timeout=30)}/v1"
 
 
 @contextmanager
-def stubs_running(count: int) -> Iterator[list[str]]:
+def stubs_running(count: int, words: int = len(SHORT_ANSWER)) -> Iterator[list[str]]:
     """`count` instant stub endpoints, each in a process of its own, stopped on leaving: their URLs."""
     stubs = []
     try:
         for _ in range(count):
-            stubs.append(start_stub())
+            stubs.append(start_stub(words))
         yield [url for _, url in stubs]
     finally:
         for process, _ in stubs:
@@ -505,7 +528,7 @@ def audit(url: str, ledger: Ledger) -> dict[str, Any]:
 
 def measure_http(p: Plan, rng: np.random.Generator) -> dict[str, Any]:
     folder = tempfile.TemporaryDirectory(prefix="libra-bench-", dir="/tmp")  # outside /root: see conftest
-    with stubs_running(STUB_MODELS if p.own_endpoints else 1) as stub_urls, folder as home, \
+    with stubs_running(STUB_MODELS if p.own_endpoints else 1, p.answer_words) as stub_urls, folder as home, \
             embedded_postgres(Path(home) / "pg") as url:
         upgrade(url)
         register_stub_models(url, stub_urls)
@@ -573,8 +596,14 @@ def main() -> None:
                              "off and the rate limits raised (how this benchmark ran before 2026-12-03)")
     parser.add_argument("--one-endpoint", action="store_true",
                         help="every contestant served by one stub endpoint (how this benchmark ran before 2026-12-03)")
+    parser.add_argument("--answer-words", type=int, default=len(SHORT_ANSWER), metavar="N",
+                        help="words in each stub answer, streamed a word per chunk (default 3; real answers run "
+                             "to a few hundred, and the costs that grow with them show only then)")
     args = parser.parse_args()
-    p = plan(args.quick, visitors=not args.one_visitor, own_endpoints=not args.one_endpoint)
+    if not 1 <= args.answer_words <= 4000:
+        parser.error("--answer-words must be between 1 and 4000")
+    p = plan(args.quick, visitors=not args.one_visitor, own_endpoints=not args.one_endpoint,
+             answer_words=args.answer_words)
     started = time.perf_counter()
     http = measure_http(p, np.random.default_rng([args.seed, 9]))
     parts, seconds = {}, {}
@@ -586,7 +615,7 @@ def main() -> None:
     result = {
         "benchmark": "arena", "quick": args.quick, "seed": args.seed, "cpus": os.cpu_count(),
         "concurrency": CONCURRENCY, "phase_seconds": p.phase_s, "battle_phase_seconds": p.battle_s,
-        "stub_models": STUB_MODELS,
+        "stub_models": STUB_MODELS, "answer_words": p.answer_words,
         "server": "libra serve --no-worker (one uvicorn process), embedded Postgres, instant OpenAI-style stub "
                   + (f"endpoints, one per contestant ({STUB_MODELS})" if p.own_endpoints else
                      "endpoint shared by every contestant"),

@@ -4,6 +4,7 @@ No timings are asserted (the figures come from `python -m benchmarks.arena`)."""
 import json
 import os
 
+import httpx
 import numpy as np
 
 from benchmarks import arena, arena_draw, arena_pairing
@@ -75,3 +76,23 @@ def test_visitors_come_through_the_local_proxy_each_from_an_address_range_of_its
     assert one["LIBRA_ARENA_VOTES_PER_ADDRESS_HOUR"] == "0" and "LIBRA_TRUSTED_PROXIES" not in one
     assert arena.plan(True).visitors and not arena.plan(True, visitors=False).visitors
     assert arena.plan(True).own_endpoints and not arena.plan(False, own_endpoints=False).own_endpoints
+
+
+def test_the_stub_streams_an_answer_of_the_asked_length_a_word_per_chunk() -> None:
+    """`--answer-words N`: the stub's answer has N words, each in a chunk of its own, with the markdown the
+    style features count; the default stays the 3-word answer earlier runs used."""
+    assert arena.answer_words(3) == arena.SHORT_ANSWER
+    process, url = arena.start_stub(120)
+    try:
+        body = {"model": "stub-0", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        response = httpx.post(f"{url}/chat/completions", json=body, timeout=10)
+    finally:
+        process.kill()
+        process.join()
+    events = [json.loads(line[6:]) for line in response.text.splitlines()
+              if line.startswith("data: ") and line != "data: [DONE]"]
+    pieces = [e["choices"][0]["delta"]["content"] for e in events if e["choices"] and e["choices"][0]["delta"]]
+    assert len(pieces) == 120 and events[-1]["usage"]["completion_tokens"] == 120
+    text = "".join(pieces)
+    assert len(text.split()) == 120 and text == "".join(arena.answer_words(120))
+    assert "## Photosynthesis" in text and "\n- " in text and "**Chlorophyll**" in text
