@@ -8,6 +8,7 @@ that breaks raises `IncompleteGeneration` with the partial text instead.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import logging
 import random
@@ -75,7 +76,7 @@ class OpenAIBackend(BaseBackend):
                 payload = await _read_json(response)
             finally:
                 await response.aclose()
-        return _result_from_payload(payload, time.perf_counter() - started)
+        return _result_from_payload(payload, time.perf_counter() - started, _text_limit(params))
 
     async def _events(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[StreamEvent]:
         params = self.config.sampling.apply(params)
@@ -85,9 +86,9 @@ class OpenAIBackend(BaseBackend):
                 # Some OpenAI-compatible servers ignore "stream": true and answer one JSON document:
                 # read it as a stream of one chunk rather than failing the answer.
                 if response.headers.get("content-type", "").startswith("application/json"):
-                    events = _one_chunk(_result_from_payload(await _read_json(response), 0.0))
+                    events = _one_chunk(_result_from_payload(await _read_json(response), 0.0, _text_limit(params)))
                 else:
-                    events = _sse_events(response)
+                    events = _sse_events(response, _text_limit(params))
                 async for event in events:
                     yield event
             finally:
@@ -172,9 +173,30 @@ class _Failure:
     retry_after_s: float | None = None
 
 
+# The most of a response read, counted after decoding (so a compressed bomb counts at its real size):
+# an endpoint that ignores max_tokens or never stops cannot fill the server's memory, or its database
+# with one answer. OpenAI's stream spends about 250 bytes a token, so an answer has room for about 30k.
+RESPONSE_LIMIT_BYTES = 8 * 1024 * 1024
+ERROR_BODY_LIMIT_BYTES = 65_536  # an error's body: only its first 300 characters are kept
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """The body, or its first `limit` bytes and False when it is longer (the rest is never read)."""
+    body = bytearray()
+    async for part in response.aiter_bytes():
+        body += part
+        if len(body) > limit:
+            return bytes(body[:limit]), False
+    return bytes(body), True
+
+
+def _too_long(limit: int) -> IncompleteGeneration:
+    return IncompleteGeneration(f"the answer passed the response limit of {limit // (1024 * 1024)} MiB")
+
+
 async def _failure_from(endpoint: str, response: httpx.Response) -> _Failure:
     try:
-        text = (await response.aread()).decode("utf-8", errors="replace")
+        text = (await _read_at_most(response, ERROR_BODY_LIMIT_BYTES))[0].decode("utf-8", errors="replace")
     except httpx.HTTPError:
         text = ""
     finally:
@@ -210,23 +232,39 @@ def _error_message(text: str) -> str:
 
 async def _read_json(response: httpx.Response) -> Mapping[str, Any]:
     try:
-        return json.loads(await response.aread())
+        body, whole = await _read_at_most(response, RESPONSE_LIMIT_BYTES)
+        if not whole:
+            raise _too_long(RESPONSE_LIMIT_BYTES)
+        return json.loads(body)
     except httpx.TimeoutException as exc:
         raise InferenceTimeout(f"timed out reading the answer: {type(exc).__name__}") from None
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
         raise IncompleteGeneration(f"unreadable answer: {type(exc).__name__}") from None
 
 
-def _result_from_payload(payload: Mapping[str, Any], latency_s: float) -> GenerationResult:
+# An endpoint may ignore max_tokens. What it sends past this many characters a token is cut, and the
+# answer ends as if at its token limit ("length"): tokens average about 4 characters, so no answer within
+# its limit comes near, and what is stored (the arena's answers, evaluation rows) stays bounded by it.
+CHARS_PER_TOKEN_LIMIT = 32
+
+
+def _text_limit(params: SamplingParams) -> int:
+    return max(1, params.max_tokens) * CHARS_PER_TOKEN_LIMIT
+
+
+def _result_from_payload(payload: Mapping[str, Any], latency_s: float, text_limit: int) -> GenerationResult:
     try:
         choice = payload["choices"][0]
         text = choice["message"].get("content") or ""
+        if not isinstance(text, str):
+            raise TypeError
     except (KeyError, IndexError, TypeError, AttributeError):
         raise IncompleteGeneration("the answer has no choices[0].message") from None
     usage = payload.get("usage") or {}
+    cut = len(text) > text_limit
     return GenerationResult(
-        text=text,
-        finish_reason=_finish(choice.get("finish_reason")),
+        text=text[:text_limit],
+        finish_reason="length" if cut else _finish(choice.get("finish_reason")),
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         latency_s=latency_s,
@@ -241,23 +279,36 @@ async def _one_chunk(result: GenerationResult) -> AsyncIterator[StreamEvent]:
     yield StreamEnd(result.finish_reason, result.prompt_tokens, result.completion_tokens)
 
 
-async def _sse_events(response: httpx.Response) -> AsyncIterator[StreamEvent]:
-    """Text chunks of an OpenAI SSE stream, then its StreamEnd."""
+async def _sse_events(response: httpx.Response, text_limit: int) -> AsyncIterator[StreamEvent]:
+    """Text chunks of an OpenAI SSE stream, then its StreamEnd. The chunks that arrived together (one
+    read from the connection) go on as one piece: each piece passes several async generators on its way
+    to the arena's stream, and a fast backend sends many tokens a read (tests/inference/test_inference_http.py).
+    Text past `text_limit` characters is cut and the stream left: the answer ends at "length"."""
     finish: str | None = None
     usage: Mapping[str, Any] = {}
-    chunks, done = 0, False
-    async for data in _sse_data(response):
-        if data == "[DONE]":  # the last data: _sse_data reads the body to its end and stops
-            done = True
-            continue
-        payload = _parse_chunk(data)
-        usage = payload.get("usage") or usage
-        for choice in payload.get("choices") or ():
-            content = (choice.get("delta") or {}).get("content")
-            if content:
-                chunks += 1
-                yield content
-            finish = choice.get("finish_reason") or finish
+    chunks, done, left = 0, False, text_limit
+    async for arrived in _sse_data(response):
+        texts = []
+        for data in arrived:
+            if data == "[DONE]":  # the last data: _sse_data reads the body to its end and stops
+                done = True
+                continue
+            payload = _parse_chunk(data)
+            usage = payload.get("usage") or usage
+            for choice in payload.get("choices") or ():
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    chunks += 1
+                    texts.append(content)
+                finish = choice.get("finish_reason") or finish
+        if texts:
+            piece = texts[0] if len(texts) == 1 else "".join(texts)
+            if len(piece) > left:  # the endpoint ignored max_tokens: what was asked for is all it gets
+                yield piece[:left]
+                yield StreamEnd("length", prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=chunks)
+                return
+            left -= len(piece)
+            yield piece
     if not done and finish is None:
         raise IncompleteGeneration("the stream ended before the answer was complete")
     yield StreamEnd(
@@ -268,18 +319,30 @@ async def _sse_events(response: httpx.Response) -> AsyncIterator[StreamEvent]:
     )
 
 
-async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The data of each event, up to and including ``[DONE]``; then the rest of the body is read and
-    dropped (`_drain`), so that the connection goes back to the client's pool."""
-    lines = response.aiter_lines()
+async def _sse_data(response: httpx.Response) -> AsyncIterator[list[str]]:
+    """The data of the events whose lines arrived together, one list per read, up to and including
+    ``[DONE]``; then the rest of the body is read and dropped (`_drain`), so that the connection goes back
+    to the client's pool. SSE is UTF-8, and its lines end in LF, CRLF or CR. At most
+    RESPONSE_LIMIT_BYTES are read."""
+    parts = response.aiter_bytes()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending, received = "", 0  # a line not finished by the last read; bytes so far
     try:
-        async for line in lines:
-            if line.startswith("data:"):
-                data = line[5:].strip()
-                yield data
-                if data == "[DONE]":
-                    await _drain(lines)
-                    return
+        async for part in parts:
+            received += len(part)
+            if received > RESPONSE_LIMIT_BYTES:
+                raise _too_long(RESPONSE_LIMIT_BYTES)
+            lines = (pending + decoder.decode(part)).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            pending = lines.pop()
+            arrived = [line[5:].strip() for line in lines if line.startswith("data:")]
+            if "[DONE]" in arrived:
+                yield arrived[:arrived.index("[DONE]") + 1]
+                await _drain(parts)
+                return
+            if arrived:
+                yield arrived
+        if pending.startswith("data:"):  # the body ended without a final line break
+            yield [pending[5:].strip()]
     except httpx.TimeoutException:
         raise InferenceTimeout("the stream stalled past the read timeout") from None
     except httpx.HTTPError as exc:
@@ -294,12 +357,12 @@ DRAIN_LIMIT_BYTES = 65_536
 DRAIN_TIMEOUT_S = 0.5
 
 
-async def _drain(lines: AsyncIterator[str]) -> None:
+async def _drain(parts: AsyncIterator[bytes]) -> None:
     read = 0
     try:
         async with asyncio.timeout(DRAIN_TIMEOUT_S):
-            async for line in lines:
-                read += len(line) + 1
+            async for part in parts:
+                read += len(part)
                 if read > DRAIN_LIMIT_BYTES:
                     return
     except (TimeoutError, httpx.HTTPError):  # the answer is complete: a broken tail changes nothing

@@ -7,6 +7,7 @@ a small Starlette app plays a flaky endpoint for the retry tests.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import random
@@ -32,6 +33,7 @@ from inference import (
     RateLimited,
     RequestRejected,
     SamplingParams,
+    http_backend,
     parse_backend_config,
 )
 from inference.credentials import resolve_api_key
@@ -425,3 +427,149 @@ async def test_a_server_that_stalls_after_done_still_ends_the_answer(serve: Any)
         finally:
             await pool.aclose()
     assert (result.text, result.finish_reason, result.complete) == ("fine", "stop", True)
+
+
+# --- how a stream is read: pieces as they arrive, and a limit on what is read ------------------------------
+
+
+def _event(content: str, finish: str | None = None, eol: str = "\n") -> str:
+    delta = {"content": content} if content else {}
+    return f"data: {json.dumps({'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish}]})}{eol}{eol}"
+
+
+async def _arriving(writes: list[str]) -> AsyncIterator[str]:
+    for write in writes:  # each write is one HTTP chunk; the pause keeps it apart from the next on the wire
+        yield write
+        await asyncio.sleep(0.05)
+
+
+async def _pieces(serve: Any, app: Starlette, stream: bool = True, max_tokens: int = 256) -> tuple[list[str], Any]:
+    params = SamplingParams(max_tokens=max_tokens)
+    with serve(app) as url:
+        pool = BackendPool()
+        try:
+            backend = pool.get(_config(url))
+            if not stream:
+                return [], await backend.generate(QUESTION, params)
+            pieces = []
+            async with backend.stream(QUESTION, params) as chunks:
+                async for piece in chunks:
+                    pieces.append(piece)
+            return pieces, chunks.result
+        finally:
+            await pool.aclose()
+
+
+def _streaming_app(writes: list[str] | AsyncIterator[str], **headers: str) -> Starlette:
+    async def chat(request: Request) -> StreamingResponse:
+        body = _arriving(writes) if isinstance(writes, list) else writes
+        return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+@pytest.mark.asyncio
+async def test_events_that_arrive_together_go_on_as_one_piece_and_split_lines_are_joined(serve: Any) -> None:
+    first = _event("Pho") + _event("to") + _event("syn")  # one write: one piece, not three
+    split = _event("the", eol="\r\n")  # an event cut in the middle of its line, CRLF line ends
+    writes = [first, split[:12], split[12:], _event("sis", "stop", eol="\r") + "data: [DONE]\n\n"]
+    pieces, result = await _pieces(serve, _streaming_app(writes))
+    assert pieces == ["Photosyn", "the", "sis"]
+    assert (result.text, result.finish_reason, result.complete) == ("Photosynthesis", "stop", True)
+    assert result.completion_tokens == 5  # no usage sent: one chunk per token, counted before joining
+
+
+@pytest.mark.asyncio
+async def test_an_endless_stream_is_cut_at_the_response_limit(serve: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(http_backend, "RESPONSE_LIMIT_BYTES", 256 * 1024)
+    sent = []
+
+    async def endless() -> AsyncIterator[str]:  # ignores max_tokens and never says [DONE]
+        while True:
+            sent.append(1)
+            yield _event("word " * 1000)
+            await asyncio.sleep(0)
+
+    with pytest.raises(IncompleteGeneration, match="response limit"):
+        async with asyncio.timeout(20):  # not the read timeout (60 s): the reading stops at the limit
+            await _pieces(serve, _streaming_app(endless()), max_tokens=32_768)  # the text cut comes later
+    # The connection was given up, so the endpoint stops writing once its socket buffers are full.
+    for _ in range(100):
+        before = len(sent)
+        await asyncio.sleep(0.2)
+        if len(sent) == before:
+            break
+    assert len(sent) == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_an_oversized_answer_is_refused_even_when_it_comes_compressed(serve: Any, monkeypatch: Any,
+                                                                            encoding: str) -> None:
+    monkeypatch.setattr(http_backend, "RESPONSE_LIMIT_BYTES", 256 * 1024)
+    message = {"role": "assistant", "content": "word " * 200_000}  # 1 MB of text
+    raw = json.dumps({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}).encode()
+    body = gzip.compress(raw) if encoding == "gzip" else raw
+    assert encoding == "identity" or len(body) < 64 * 1024  # the bomb is small on the wire
+
+    async def chat(request: Request) -> Response:
+        headers = {"Content-Encoding": "gzip"} if encoding == "gzip" else {}
+        return Response(body, media_type="application/json", headers=headers)
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with pytest.raises(IncompleteGeneration, match="response limit"):
+        await _pieces(serve, app, stream=False, max_tokens=32_768)  # the text cut would come later
+    # The same answer within the limit is read whole.
+    monkeypatch.setattr(http_backend, "RESPONSE_LIMIT_BYTES", 2 * 1024 * 1024)
+    _, result = await _pieces(serve, app, stream=False, max_tokens=32_768)
+    assert len(result.text) == 1_000_000
+
+
+@pytest.mark.asyncio
+async def test_an_endless_error_body_is_read_only_as_far_as_its_message(serve: Any) -> None:
+    async def endless() -> AsyncIterator[bytes]:
+        yield b'{"error": {"message": "bad request"}} '
+        while True:
+            yield b" " * 65536
+            await asyncio.sleep(0)
+
+    async def chat(request: Request) -> StreamingResponse:
+        return StreamingResponse(endless(), status_code=400, media_type="application/json")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with pytest.raises(RequestRejected, match="HTTP 400"):
+        async with asyncio.timeout(20):
+            await _pieces(serve, app, stream=False)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("stream", [True, False])
+async def test_an_answer_far_past_its_token_limit_is_cut_as_if_at_the_limit(serve: Any, stream: bool) -> None:
+    """An endpoint that ignores max_tokens: what is kept is max_tokens x CHARS_PER_TOKEN_LIMIT characters,
+    ending at "length", so that it never fills memory or the database."""
+    word = "x" * 99 + " "
+
+    async def chat(request: Request) -> Response:
+        if not (await request.json()).get("stream"):
+            message = {"role": "assistant", "content": word * 100}
+            return JSONResponse({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+        return StreamingResponse(_arriving([_event(word) for _ in range(100)] + ["data: [DONE]\n\n"]),
+                                 media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    limit = 10 * http_backend.CHARS_PER_TOKEN_LIMIT
+    with serve(app) as url:
+        pool = BackendPool()
+        try:
+            backend = pool.get(_config(url))
+            params = SamplingParams(max_tokens=10)
+            if stream:
+                result = await backend.stream(QUESTION, params).collect()
+            else:
+                result = await backend.generate(QUESTION, params)
+            assert (len(result.text), result.finish_reason) == (limit, "length")
+            assert result.text == (word * 100)[:limit]
+            within = await backend.generate(QUESTION, SamplingParams(max_tokens=10_000))  # 100 x 100 characters
+            assert (len(within.text), within.finish_reason) == (10_000, "stop")
+        finally:
+            await pool.aclose()
