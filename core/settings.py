@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         default=60, ge=2, description="Votes from one address range (/24, /48) in the burst window before review."
     )
     arena_burst_window_s: int = Field(default=300, ge=1, description="Window of the burst rule.")
+    arena_streams_per_client: int = Field(
+        default=8, ge=0, le=10_000, description="Battle streams one client may hold open at once in one API process "
+                                                "(an address: rate_address_factor times that; 0: no cap).")
     arena_voter_salt: SecretStr | None = Field(
         default=None, description="Salt of the voter hashes. Unset: generated once into LIBRA_HOME/voter.salt "
                                   "(set it when API processes run on several hosts).",

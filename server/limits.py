@@ -6,12 +6,14 @@ kept only as a salted hash. Each action counts in both buckets (core.keys.limits
 drops its cookie gets a new one each time, and then only the address limit holds it.
 """
 
+from collections import Counter
 from collections.abc import Callable
 
 from fastapi import Depends, Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arena.integrity import VoterIdentity
 from core.db import driver_connection, engine_of
 from core.keys import repository as counters
 from core.keys.limits import client_buckets, opens_window, purge_when_due, rate_limited, refusal
@@ -47,6 +49,57 @@ def _rate_limit(action: str, limit_of: Callable[[Settings], int]) -> Callable:
 
 BattleLimit = Depends(_rate_limit("battles", lambda s: s.rate_battles))
 # Votes count by the same rule (core.keys.limits) in arena.votes, inside their batches' round trips.
+
+
+class OpenStreams:
+    """Battle streams open at once in this process, per client and per address.
+
+    A stream holds a connection and a task for as long as its battle generates, and opening one reads
+    the database; the rate limits count starts, not what stays open, so without this one client could
+    hold thousands. Counted in memory: a stream lives and ends with its process (several API processes
+    each allow as many)."""
+
+    def __init__(self) -> None:
+        self._open: Counter[str] = Counter()
+
+    def take(self, voter: VoterIdentity, settings: Settings) -> Callable[[], None]:
+        """A slot for one stream, or 429 `too_many_streams`; returns its release (safe to call twice)."""
+        most = settings.arena_streams_per_client
+        if most == 0:
+            return lambda: None
+        keys = [(f"session:{voter.session_hash}", most), (f"address:{voter.address_hash}",
+                                                          most * settings.rate_address_factor)]
+        for key, cap in keys:
+            if self._open[key] >= cap:
+                raise rate_limited(f"too many battle streams open from this client (at most {cap}); close one "
+                                   "or try again when one ends", STREAM_RETRY_AFTER_S, code="too_many_streams")
+        for key, _ in keys:
+            self._open[key] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open.subtract(key for key, _ in keys)
+                self._open += Counter()  # drops the keys at zero: the counter holds only open streams
+
+        return release
+
+    def open_now(self) -> int:
+        return sum(count for key, count in self._open.items() if key.startswith("session:"))
+
+
+STREAM_RETRY_AFTER_S = 5
+
+
+def open_streams(request: Request) -> OpenStreams:
+    """The app's stream counter, made on first use."""
+    state = request.app.state
+    streams = getattr(state, "open_streams", None)
+    if streams is None:
+        streams = state.open_streams = OpenStreams()
+    return streams
 
 
 async def _evals_in_flight(session: AsyncSession, key_id: int) -> int:

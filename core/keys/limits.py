@@ -18,9 +18,9 @@ from core.keys.repository import Hit, purge_counters
 PURGE_AFTER_S = 2 * 86_400  # counters of clients gone this long are dropped (purge_when_due)
 
 
-def rate_limited(message: str, retry_after_s: int) -> LibraError:
+def rate_limited(message: str, retry_after_s: int, code: str = "rate_limited") -> LibraError:
     """429 with the seconds to wait in Retry-After (at least 1)."""
-    return LibraError(message, status=429, code="rate_limited", headers={"Retry-After": str(max(1, retry_after_s))})
+    return LibraError(message, status=429, code=code, headers={"Retry-After": str(max(1, retry_after_s))})
 
 
 def client_buckets(action: str, session: str, address: str, limit: int, address_factor: int) -> list[tuple[str, int]]:

@@ -1,14 +1,16 @@
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Request, status
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from arena import service
 from arena.schemas import BattleIn, BattleOut, RegenerateIn, TurnIn
 from evaluation.tasks.taxonomy import HARM_CATEGORIES
 from server.deps import RuntimeDep
-from server.limits import BattleLimit
+from server.limits import BattleLimit, open_streams
 from server.voters import VoterDep
 
 router = APIRouter(prefix="/battles", tags=["arena"])
@@ -42,15 +44,36 @@ async def get_battle(battle_id: uuid.UUID, runtime: RuntimeDep) -> BattleOut:
     return await service.get(runtime.sessions, battle_id)
 
 
+class _HeldStream(StreamingResponse):
+    """A battle's event stream that gives its client's slot back when it ends, however it ends (done,
+    the client gone, the server stopping)."""
+
+    def __init__(self, events: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 @router.get("/{battle_id}/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def stream_battle(battle_id: uuid.UUID, runtime: RuntimeDep,
+async def stream_battle(battle_id: uuid.UUID, request: Request, runtime: RuntimeDep, voter: VoterDep,
                         last_event_id: Annotated[str | None, Header(max_length=64)] = None) -> StreamingResponse:
     """The latest turn's answers as Server-Sent Events, labelled only `a` and `b`: `delta`
     `{"side", "text"}`, `end` `{"side", "status": "ok"}`, `error` `{"side", "message"}`, then `done`
-    `{"status": "ready"|"failed"}`. Every event has an id; send it back as `Last-Event-ID` to resume."""
-    events = await service.stream_events(runtime.arena, battle_id, last_event_id)
-    return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+    `{"status": "ready"|"failed"}`. Every event has an id; send it back as `Last-Event-ID` to resume.
+    A client may hold `LIBRA_ARENA_STREAMS_PER_CLIENT` streams open at once; one more gets 429."""
+    release = open_streams(request).take(voter, runtime.settings)
+    try:
+        events = await service.stream_events(runtime.arena, battle_id, last_event_id)
+    except BaseException:
+        release()
+        raise
+    return _HeldStream(events, release)
 
 
 @router.post("/{battle_id}/turns", status_code=status.HTTP_201_CREATED, dependencies=[BattleLimit])
