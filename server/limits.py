@@ -51,6 +51,9 @@ BattleLimit = Depends(_rate_limit("battles", lambda s: s.rate_battles))
 # Votes count by the same rule (core.keys.limits) in arena.votes, inside their batches' round trips.
 
 
+STREAM_RETRY_AFTER_S = 5  # what a client refused a stream is told to wait: streams end within a battle's time
+
+
 class OpenStreams:
     """Battle streams open at once in this process, per client and per address.
 
@@ -81,16 +84,12 @@ class OpenStreams:
             nonlocal released
             if not released:
                 released = True
-                self._open.subtract(key for key, _ in keys)
-                self._open += Counter()  # drops the keys at zero: the counter holds only open streams
+                for key, _ in keys:  # a key at zero goes: the counter holds only clients with open streams
+                    self._open[key] -= 1
+                    if self._open[key] <= 0:
+                        del self._open[key]
 
         return release
-
-    def open_now(self) -> int:
-        return sum(count for key, count in self._open.items() if key.startswith("session:"))
-
-
-STREAM_RETRY_AFTER_S = 5
 
 
 def open_streams(request: Request) -> OpenStreams:

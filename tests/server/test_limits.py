@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from starlette.requests import Request
 
 from core.db import transaction, utcnow
+from core.errors import LibraError
 from core.keys.models import KeyScope, RateCounter
 from core.keys.service import create_key
 from core.settings import Settings
@@ -202,3 +203,29 @@ async def test_counters_of_clients_long_gone_are_dropped(client, runtime, monkey
     async with transaction(runtime.sessions) as session:
         buckets = set(await session.scalars(select(RateCounter.bucket)))
     assert "votes:session:gone" not in buckets and len(buckets) == 2
+
+
+def test_open_streams_count_per_client_and_address_and_forget_clients_with_none_open() -> None:
+    from arena.integrity import VoterIdentity
+    from server.limits import OpenStreams
+
+    settings = Settings(_env_file=None, database_url=None, arena_streams_per_client=2, rate_address_factor=2)
+    streams = OpenStreams()
+    one, two = VoterIdentity("s1", "addr", "net"), VoterIdentity("s2", "addr", "net")
+    held = [streams.take(one, settings), streams.take(one, settings)]
+    with pytest.raises(LibraError) as refused:
+        streams.take(one, settings)  # the client's cap
+    assert (refused.value.status, refused.value.code) == (429, "too_many_streams")
+    held += [streams.take(two, settings), streams.take(two, settings)]
+    with pytest.raises(LibraError):
+        streams.take(VoterIdentity("s3", "addr", "net"), settings)  # the address's: 2 x 2
+    held[0]()
+    held[0]()  # a second release gives nothing back twice
+    held.append(streams.take(VoterIdentity("s3", "addr", "net"), settings))
+    with pytest.raises(LibraError):
+        streams.take(one, settings)  # below its own cap again, but the address is full
+    for release in held:
+        release()
+    assert not streams._open  # nothing kept for clients that hold no stream
+    unlimited = Settings(_env_file=None, database_url=None, arena_streams_per_client=0)
+    assert all(streams.take(one, unlimited) for _ in range(100)) and not streams._open
