@@ -326,14 +326,21 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[list[str]]:
     RESPONSE_LIMIT_BYTES are read."""
     parts = response.aiter_bytes()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending, received = "", 0  # a line not finished by the last read; bytes so far
+    # The reads of a line not ended yet, joined once its end arrives: joining them at every read made an
+    # 8 MiB line without a break cost 0.99 s of the event loop's CPU, against 0.005 s (docs/security.md).
+    pending: list[str] = []
+    received = 0  # bytes so far
     try:
         async for part in parts:
             received += len(part)
             if received > RESPONSE_LIMIT_BYTES:
                 raise _too_long(RESPONSE_LIMIT_BYTES)
-            lines = (pending + decoder.decode(part)).replace("\r\n", "\n").replace("\r", "\n").split("\n")
-            pending = lines.pop()
+            text = decoder.decode(part)
+            if "\n" not in text and "\r" not in text:
+                pending.append(text)
+                continue
+            lines = ("".join(pending) + text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            pending = [lines.pop()]
             arrived = [line[5:].strip() for line in lines if line.startswith("data:")]
             if "[DONE]" in arrived:
                 yield arrived[:arrived.index("[DONE]") + 1]
@@ -341,8 +348,9 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[list[str]]:
                 return
             if arrived:
                 yield arrived
-        if pending.startswith("data:"):  # the body ended without a final line break
-            yield [pending[5:].strip()]
+        last = "".join(pending)
+        if last.startswith("data:"):  # the body ended without a final line break
+            yield [last[5:].strip()]
     except httpx.TimeoutException:
         raise InferenceTimeout("the stream stalled past the read timeout") from None
     except httpx.HTTPError as exc:

@@ -472,7 +472,7 @@ def _streaming_app(writes: list[str] | AsyncIterator[str], **headers: str) -> St
 async def test_events_that_arrive_together_go_on_as_one_piece_and_split_lines_are_joined(serve: Any) -> None:
     first = _event("Pho") + _event("to") + _event("syn")  # one write: one piece, not three
     split = _event("the", eol="\r\n")  # an event cut in the middle of its line, CRLF line ends
-    writes = [first, split[:12], split[12:], _event("sis", "stop", eol="\r") + "data: [DONE]\n\n"]
+    writes = [first, split[:6], split[6:12], split[12:], _event("sis", "stop", eol="\r") + "data: [DONE]\n\n"]
     pieces, result = await _pieces(serve, _streaming_app(writes))
     assert pieces == ["Photosyn", "the", "sis"]
     assert (result.text, result.finish_reason, result.complete) == ("Photosynthesis", "stop", True)
