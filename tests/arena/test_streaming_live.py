@@ -8,12 +8,9 @@ import uuid
 
 import httpx
 
-from core.db import transaction
-from core.registry.models import ContestantStatus
-from core.registry.schemas import ContestantIn
-from server.contestants import register
 from tests.arena.streaming_doubles import parse_sse
 from tests.http_stub import StreamingHandler, serving
+from tests.server.livesite import endpoint_site_env, register_endpoint_models
 from tests.server.livesite import serving as libra_serving
 
 WORDS = 30
@@ -40,14 +37,8 @@ def _first_events(http: httpx.Client, url: str) -> list:
 
 async def test_a_client_that_hangs_up_mid_stream_resumes_where_it_left(runtime, db_url, tmp_path) -> None:
     with serving(SlowStreamHandler) as base_url:
-        async with transaction(runtime.sessions) as session:
-            for slug in ("slow-one", "slow-two"):
-                config = {"kind": "openai", "base_url": base_url, "model": slug, "max_retries": 0}
-                await register(session, ContestantIn(slug=slug, display_name=slug, organisation="t", config=config),
-                               ContestantStatus.active, actor="test")
-        env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_HOME": str(tmp_path), "LIBRA_EGRESS_ALLOW": "127.0.0.1/32",
-               "LIBRA_SEED_DEFAULTS": "false", "LIBRA_FIRST_RUN_EVALUATIONS": "false"}
-        await asyncio.to_thread(_hang_up_and_resume, env)
+        await register_endpoint_models(runtime, base_url, ("slow-one", "slow-two"))
+        await asyncio.to_thread(_hang_up_and_resume, endpoint_site_env(db_url, tmp_path))
 
 
 def _hang_up_and_resume(env: dict[str, str]) -> None:
@@ -77,15 +68,9 @@ class LongStreamHandler(StreamingHandler):
 async def test_a_client_may_hold_only_so_many_streams_open_and_gets_its_slot_back_when_one_ends(
         runtime, db_url, tmp_path) -> None:
     with serving(LongStreamHandler) as base_url:
-        async with transaction(runtime.sessions) as session:
-            for slug in ("long-one", "long-two"):
-                config = {"kind": "openai", "base_url": base_url, "model": slug, "max_retries": 0}
-                await register(session, ContestantIn(slug=slug, display_name=slug, organisation="t", config=config),
-                               ContestantStatus.active, actor="test")
-        env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_HOME": str(tmp_path), "LIBRA_EGRESS_ALLOW": "127.0.0.1/32",
-               "LIBRA_SEED_DEFAULTS": "false", "LIBRA_FIRST_RUN_EVALUATIONS": "false",
-               # Two streams a client, and the address (both clients here share 127.0.0.1) no more than that.
-               "LIBRA_ARENA_STREAMS_PER_CLIENT": "2", "LIBRA_RATE_ADDRESS_FACTOR": "1"}
+        await register_endpoint_models(runtime, base_url, ("long-one", "long-two"))
+        # Two streams a client, and the address (both clients here share 127.0.0.1) no more than that.
+        env = endpoint_site_env(db_url, tmp_path, LIBRA_ARENA_STREAMS_PER_CLIENT="2", LIBRA_RATE_ADDRESS_FACTOR="1")
         await asyncio.to_thread(_hold_streams, env)
 
 

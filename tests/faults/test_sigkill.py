@@ -11,13 +11,10 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from core.db import libpq_url, transaction
-from core.registry.models import ContestantStatus
-from core.registry.schemas import ContestantIn
-from server.contestants import register
+from core.db import libpq_url
 from tests.faults.support import start_site
 from tests.http_stub import StreamingHandler, serving
-from tests.server.livesite import stop
+from tests.server.livesite import endpoint_site_env, register_endpoint_models, stop
 
 READY_BATTLES = 6
 GENERATING_BATTLES = 3
@@ -76,14 +73,8 @@ def _battles_and_votes(db_url: str) -> tuple[dict[str, str], set[str]]:
 
 async def test_sigkill_during_battles_and_votes_then_an_immediate_restart(runtime, db_url, tmp_path) -> None:
     with serving(SlowWhenToldHandler) as base_url:
-        async with transaction(runtime.sessions) as session:
-            for slug in ("slow-one", "slow-two"):
-                config = {"kind": "openai", "base_url": base_url, "model": slug, "max_retries": 0}
-                await register(session, ContestantIn(slug=slug, display_name=slug, organisation="t", config=config),
-                               ContestantStatus.active, actor="test")
-        env = {"LIBRA_DATABASE_URL": db_url, "LIBRA_HOME": str(tmp_path), "LIBRA_EGRESS_ALLOW": "127.0.0.1/32",
-               "LIBRA_SEED_DEFAULTS": "false", "LIBRA_FIRST_RUN_EVALUATIONS": "false",
-               "LIBRA_BATTLE_TIMEOUT_S": "300"}
+        await register_endpoint_models(runtime, base_url, ("slow-one", "slow-two"))
+        env = endpoint_site_env(db_url, tmp_path, LIBRA_BATTLE_TIMEOUT_S="300")
         try:
             acknowledged, orphaned = await asyncio.to_thread(_kill_during_battles_and_votes, env, tmp_path)
             before = _battles_and_votes(db_url)[0]

@@ -6,13 +6,33 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 LIBRA = str(Path(sys.executable).with_name("libra"))
+
+
+async def register_endpoint_models(runtime, base_url: str, slugs: Sequence[str]) -> None:  # noqa: ANN001
+    """Active contestants answered by the OpenAI-compatible endpoint at `base_url` (a test's loopback stub)."""
+    from core.db import transaction
+    from core.registry.models import ContestantStatus
+    from core.registry.schemas import ContestantIn
+    from server.contestants import register
+
+    async with transaction(runtime.sessions) as session:
+        for slug in slugs:
+            config = {"kind": "openai", "base_url": base_url, "model": slug, "max_retries": 0}
+            await register(session, ContestantIn(slug=slug, display_name=slug, organisation="t", config=config),
+                           ContestantStatus.active, actor="test")
+
+
+def endpoint_site_env(db_url: str, home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `libra serve` whose only models are those of `register_endpoint_models`."""
+    return {"LIBRA_DATABASE_URL": db_url, "LIBRA_HOME": str(home), "LIBRA_EGRESS_ALLOW": "127.0.0.1/32",
+            "LIBRA_SEED_DEFAULTS": "false", "LIBRA_FIRST_RUN_EVALUATIONS": "false", **extra}
 
 
 def free_port() -> int:
