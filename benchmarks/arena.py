@@ -98,9 +98,9 @@ SHORT_ANSWER = ("A ", "short ", "answer.")  # the stub's answer unless told othe
 # A longer answer, for --answer-words N: prose with a markdown header, a list and bold words (the style
 # features count them), cut or repeated to N words.
 _PROSE_TEXT = ("## Photosynthesis\n\nPlants make their food from light, water and carbon dioxide. **Chlorophyll** "
-          "in the leaves absorbs light, and the energy splits water and builds sugar.\n\n- Light reactions "
-          "happen in the thylakoids.\n- The Calvin cycle fixes carbon in the stroma.\n\nOxygen is released "
-          "as a by-product, and the sugar feeds the plant's growth and stores energy for later.")
+               "in the leaves absorbs light, and the energy splits water and builds sugar.\n\n- Light reactions "
+               "happen in the thylakoids.\n- The Calvin cycle fixes carbon in the stroma.\n\nOxygen is released "
+               "as a by-product, and the sugar feeds the plant's growth and stores energy for later.")
 _PROSE = tuple(re.findall(r"\S+\s*", _PROSE_TEXT + " "))  # each word with the space or line breaks after it
 
 
@@ -598,7 +598,9 @@ def main() -> None:
                         help="every contestant served by one stub endpoint (how this benchmark ran before 2026-12-03)")
     parser.add_argument("--answer-words", type=int, default=len(SHORT_ANSWER), metavar="N",
                         help="words in each stub answer, streamed a word per chunk (default 3; real answers run "
-                             "to a few hundred, and the costs that grow with them show only then)")
+                             "to a few hundred, and the costs that grow with them show only then). The service "
+                             "keeps at most LIBRA_BATTLE_MAX_TOKENS x 32 characters of an answer (about 1,000 "
+                             "of these words at the default 200 tokens) and cuts the rest")
     args = parser.parse_args()
     if not 1 <= args.answer_words <= 4000:
         parser.error("--answer-words must be between 1 and 4000")
