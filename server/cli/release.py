@@ -3,13 +3,14 @@
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from arena import draw_replay, export
 from core.db import create_engine, create_sessionmaker, transaction
@@ -45,9 +46,9 @@ def export_votes(
     with database(settings) as url:
         if format_ == Format.jsonl:
             with (out.open("w", encoding="utf-8") if out else _stdout()) as stream:
-                count = asyncio.run(_export(url, settings, JsonlSink(stream)))
+                count = asyncio.run(_export(url, _voted_battles(settings), JsonlSink(stream)))
         else:
-            count = asyncio.run(_export(url, settings, ParquetSink(out or Path("arena-votes.parquet"))))
+            count = asyncio.run(_export(url, _voted_battles(settings), ParquetSink(out or Path("arena-votes.parquet"))))
     typer.echo(f"exported {count} voted battles" + (f" to {out}" if out else ""), err=True)
 
 
@@ -60,20 +61,8 @@ def export_pair_scores(
     enough for `libra replay-draws` to check every draw without the database."""
     settings = load_settings()
     with database(settings) as url, (out.open("w", encoding="utf-8") if out else _stdout()) as stream:
-        count = asyncio.run(_export_scores(url, JsonlSink(stream)))
+        count = asyncio.run(_export(url, export.score_versions, JsonlSink(stream)))
     typer.echo(f"exported {count} pair-score versions" + (f" to {out}" if out else ""), err=True)
-
-
-async def _export_scores(url: str, sink: "JsonlSink") -> int:
-    engine = create_engine(url)
-    try:
-        async with transaction(create_sessionmaker(engine)) as session:
-            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            async for record in export.score_versions(session):
-                sink.add(record)
-        return sink.close()
-    finally:
-        await engine.dispose()
 
 
 @contextmanager
@@ -88,20 +77,30 @@ def _need_pyarrow() -> None:
         fail("--format parquet needs pyarrow, an optional dependency: pip install pyarrow (or use --format jsonl)")
 
 
-async def _export(url: str, settings: Settings, sink: "JsonlSink | ParquetSink") -> int:
+async def _export(url: str, records_of: Callable[[AsyncSession], AsyncIterator[dict[str, Any]]],
+                  sink: "JsonlSink | ParquetSink") -> int:
+    """Every record of `records_of` into `sink`, all read in one consistent view of every table."""
     engine = create_engine(url)
     try:
         async with transaction(create_sessionmaker(engine)) as session:
-            # One consistent view of every table for the whole export.
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            span = await export.battle_span(session)
-            cycles = export.cycles_between(*span, cycle_id_at) if span else ()
-            held_out = await asyncio.to_thread(export.held_out_texts, settings, cycles)
-            async for record in export.records(session, held_out):
+            async for record in records_of(session):
                 sink.add(record)
         return sink.close()
     finally:
         await engine.dispose()
+
+
+def _voted_battles(settings: Settings) -> Callable[[AsyncSession], AsyncIterator[dict[str, Any]]]:
+    """`libra export votes`' records: held-out prompts withheld, over every cycle the battles span."""
+    async def records(session: AsyncSession) -> AsyncIterator[dict[str, Any]]:
+        span = await export.battle_span(session)
+        cycles = export.cycles_between(*span, cycle_id_at) if span else ()
+        held_out = await asyncio.to_thread(export.held_out_texts, settings, cycles)
+        async for record in export.records(session, held_out):
+            yield record
+
+    return records
 
 
 class JsonlSink:
