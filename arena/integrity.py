@@ -18,8 +18,8 @@ from core.settings import Settings
 @dataclass(frozen=True)
 class VoterIdentity:
     session_hash: str
-    address_hash: str
-    network_hash: str  # the address's /24 (IPv4) or /48 (IPv6): bursts from one range
+    address_hash: str  # the client's address as one client: an IPv4 address, an IPv6 /64
+    network_hash: str  # the address's range: /24 (IPv4) or /48 (IPv6), for bursts from one range
 
 
 def voter_salt(settings: Settings) -> bytes:
@@ -28,15 +28,28 @@ def voter_salt(settings: Settings) -> bytes:
     return home_secret(settings, "voter.salt")
 
 
+# An IPv6 subscriber gets a /64 at least, and its devices change their address within it every day or at
+# will (privacy addresses): counted by its full address, one such client could drop its cookie and pass
+# every per-address limit. A range is an IPv4 /24 or an IPv6 /48.
+_CLIENT_PREFIX_V6 = 64
+_RANGE_PREFIX = {4: 24, 6: 48}
+
+
 @lru_cache(maxsize=4096)  # parsing and masking an address cost as much as the three hashes of a request
-def network_of(address: str) -> str:
-    """The address range (/24, /48) an address belongs to."""
+def client_of(address: str) -> tuple[str, str]:
+    """The client an address stands for and its range: ("203.0.113.7", "203.0.113.0/24") or
+    ("2001:db8:1:2::/64", "2001:db8:1::/48"). An IPv4 address in IPv6 form (a dual-stack socket's
+    "::ffff:203.0.113.7") is that IPv4 address; what is not an address ("unknown") is its own client and
+    range."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return address  # not an address (e.g. "unknown"): its own range
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+        return address, address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    # Networks from the integer: a scoped address ("fe80::1%eth0") loses its scope, not its network.
+    client = str(ip) if ip.version == 4 else str(ipaddress.ip_network((int(ip), _CLIENT_PREFIX_V6), strict=False))
+    return client, str(ipaddress.ip_network((int(ip), _RANGE_PREFIX[ip.version]), strict=False))
 
 
 def _hash(salt: bytes, kind: str, value: str) -> str:
@@ -44,8 +57,9 @@ def _hash(salt: bytes, kind: str, value: str) -> str:
 
 
 def identify(salt: bytes, session_id: str, address: str) -> VoterIdentity:
-    return VoterIdentity(_hash(salt, "session", session_id), _hash(salt, "address", address),
-                         _hash(salt, "network", network_of(address)))
+    client, network = client_of(address)
+    return VoterIdentity(_hash(salt, "session", session_id), _hash(salt, "address", client),
+                         _hash(salt, "network", network))
 
 
 # --- anomaly rules: a vote they flag is kept, held out of the ratings, and queued for an admin ------------

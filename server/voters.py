@@ -24,6 +24,8 @@ def _trusted(address: str, networks: tuple[IpNetwork, ...]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # a dual-stack socket's form of an IPv4 peer
+        ip = ip.ipv4_mapped
     return any(ip in network for network in networks)
 
 

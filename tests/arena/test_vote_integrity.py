@@ -64,6 +64,20 @@ async def test_only_salted_hashes_of_the_voter_are_stored(runtime) -> None:
     assert identify(b"another salt", session_id, "203.0.113.7").session_hash != stored.session_hash
 
 
+def test_identify_takes_an_ipv6_client_as_its_64_and_its_range_as_its_48() -> None:
+    salt, session = b"salt", "s"
+    one = identify(salt, session, "2001:db8:7:1::a")
+    assert identify(salt, session, "2001:DB8:7:1:ffff::9") == one  # the same /64, written another way
+    other = identify(salt, session, "2001:db8:7:2::a")
+    assert other.address_hash != one.address_hash and other.network_hash == one.network_hash
+    assert identify(salt, session, "2001:db8:8:1::a").network_hash != one.network_hash
+    assert identify(salt, session, "fe80::1%eth0") == identify(salt, session, "fe80::2")  # scope left out
+    v4 = identify(salt, session, "203.0.113.7")
+    assert identify(salt, session, "::ffff:203.0.113.7") == v4
+    assert identify(salt, session, "203.0.113.8").network_hash == v4.network_hash != one.network_hash
+    assert identify(salt, session, "unknown").address_hash not in (v4.address_hash, one.address_hash)
+
+
 @_flags({"arena_votes_per_session_hour": 2, "arena_votes_per_address_hour": 3})
 async def test_caps_per_session_and_per_address_per_hour_give_429_with_retry_after(runtime) -> None:
     await seed(runtime)
@@ -79,6 +93,29 @@ async def test_caps_per_session_and_per_address_per_hour_give_429_with_retry_aft
         by_address = await vote(second, others[1])
         assert by_address.status_code == 429 and "address" in by_address.json()["error"]["message"]
     assert len(await stored_votes(runtime)) == 3
+
+
+@_flags({"arena_votes_per_session_hour": 10, "arena_votes_per_address_hour": 2})
+async def test_an_ipv6_client_is_its_64_and_an_ipv4_peer_in_ipv6_form_its_ipv4_address(runtime) -> None:
+    """Devices change their IPv6 address within their /64 at will (privacy addresses): a client that drops its
+    cookie and its address each time is still one address there. A dual-stack socket gives an IPv4 peer as
+    ::ffff:a.b.c.d, which is that IPv4 address, not one range shared by every IPv4 visitor."""
+    await seed(runtime)
+    for addresses in (["2001:db8:7:1::a", "2001:db8:7:1:9f3e:1:2:3", "2001:DB8:7:1:ffff:ffff:ffff:ffff"],
+                      ["198.51.100.20", "::ffff:198.51.100.20", "::ffff:c633:6414"]):
+        answers = []
+        for address in addresses:
+            async with visitor(runtime, address) as http:  # a new session cookie each time
+                answers.append(await vote(http, await battle(http)))
+        assert [a.status_code for a in answers] == [200, 200, 429], addresses
+        assert "address" in answers[2].json()["error"]["message"]
+    async with visitor(runtime, "2001:db8:7:2::a") as http:  # the next /64: another client, in the same /48
+        assert (await vote(http, await battle(http))).status_code == 200
+    async with visitor(runtime, "198.51.100.21") as http:
+        assert (await vote(http, await battle(http))).status_code == 200
+    stored = await stored_votes(runtime)
+    assert len(stored) == 6
+    assert len({v.address_hash for v in stored}) == 4 and len({v.network_hash for v in stored}) == 2
 
 
 @_flags(SLOW_READERS)

@@ -185,6 +185,10 @@ async def test_a_nul_in_a_submission_gets_422_naming_the_field(client, runtime) 
     ("10.0.0.5", "203.0.113.9", "10.0.0.0/8", "203.0.113.9"),
     ("10.0.0.5", "198.51.100.1, 203.0.113.9, 10.0.0.7", "10.0.0.0/8", "203.0.113.9"),  # nearest untrusted hop
     ("192.0.2.1", "203.0.113.9", "10.0.0.0/8", "192.0.2.1"),  # an untrusted peer cannot claim an address
+    # A dual-stack socket gives an IPv4 peer as ::ffff:a.b.c.d: still the proxy named by its IPv4 range.
+    ("::ffff:10.0.0.5", "203.0.113.9", "10.0.0.0/8", "203.0.113.9"),
+    ("10.0.0.5", "2001:db8::1, ::ffff:10.0.0.7", "10.0.0.0/8", "2001:db8::1"),
+    ("::ffff:192.0.2.1", "203.0.113.9", "10.0.0.0/8", "::ffff:192.0.2.1"),
 ])
 def test_client_address_believes_forwarded_for_only_from_trusted_proxies(
     peer: str, forwarded: str, trusted: str, expected: str
