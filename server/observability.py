@@ -149,6 +149,8 @@ def _private(host: str | None) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if address.version == 6 and address.ipv4_mapped is not None:  # an IPv4 peer on a dual-stack socket
+        address = address.ipv4_mapped  # (older Python releases counted every such address as private)
     return address.is_loopback or address.is_private
 
 

@@ -167,10 +167,14 @@ async def test_the_job_queue_gauges_read_procrastinate(client, runtime) -> None:
 async def test_metrics_are_closed_to_the_public_and_keep_the_security_headers(client, runtime) -> None:
     relayed = await client.get("/metrics", headers={"X-Forwarded-For": "93.184.216.34"})
     assert relayed.status_code == 403 and relayed.json()["error"]["code"] == "forbidden"
-    public = httpx.ASGITransport(app=client._transport.app, client=("93.184.216.34", 4711))
-    async with httpx.AsyncClient(transport=public, base_url="http://test") as outside:
-        refused = await outside.get("/metrics")
-    assert refused.status_code == 403 and "LIBRA_METRICS_TOKEN" in refused.json()["error"]["message"]
+    for peer in ("93.184.216.34", "::ffff:93.184.216.34"):  # the second: an IPv4 peer on a dual-stack socket
+        public = httpx.ASGITransport(app=client._transport.app, client=(peer, 4711))
+        async with httpx.AsyncClient(transport=public, base_url="http://test") as outside:
+            refused = await outside.get("/metrics")
+        assert refused.status_code == 403 and "LIBRA_METRICS_TOKEN" in refused.json()["error"]["message"]
+    mapped = httpx.ASGITransport(app=client._transport.app, client=("::ffff:127.0.0.1", 4711))
+    async with httpx.AsyncClient(transport=mapped, base_url="http://test") as local:
+        assert (await local.get("/metrics")).status_code == 200
     assert "default-src 'self'" in refused.headers["content-security-policy"]
     allowed = await client.get("/metrics")
     assert allowed.status_code == 200 and allowed.headers["x-content-type-options"] == "nosniff"
