@@ -221,6 +221,7 @@ def server_env(url: str, home: str, visitors: bool = False) -> dict[str, str]:
         # threshold out of reach, but every vote still runs the caps' and the rules' queries.
         "LIBRA_ARENA_VOTES_PER_SESSION_HOUR": "0", "LIBRA_ARENA_VOTES_PER_ADDRESS_HOUR": "0",
         "LIBRA_ARENA_BURST_VOTES": str(RAISED_LIMIT),
+        "LIBRA_RATE_REQUESTS_PER_S": "0",  # the requests per address: off (in memory, nothing left to check)
     }
 
 
@@ -629,7 +630,8 @@ def main() -> None:
                     "one session per connection, all on one address, for the whole run",
         "rate_limits": "the service's defaults: vote caps, burst rule and rate limits on" if p.visitors else
                        (f"LIBRA_RATE_BATTLES and LIBRA_RATE_VOTES raised to {RAISED_LIMIT}, vote caps off, burst "
-                        "threshold out of reach (all still checked in Postgres on every request)"),
+                        "threshold out of reach (all still checked in Postgres on every request), requests per "
+                        "address off"),
         "baseline": "GET /api/v1/healthz at the same concurrency, same client, same run",
         "http": http,
         **{name: {"figures": part.get("figures"), "baseline": part.get("baseline")} for name, part in parts.items()},

@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     rate_address_factor: int = Field(
         default=4, ge=1, description="One address (many clients behind a NAT) may do this many times a client's limit."
     )
+    rate_requests_per_s: float = Field(
+        default=30.0, ge=0, description="Requests per second one address may make to one API process, any path but "
+                                        "/api/v1/healthz and /metrics, after its burst (0: no limit).")
+    rate_requests_burst: int = Field(default=300, ge=1, description="Requests one address may make at once.")
     session_secret: SecretStr | None = Field(
         default=None, description="HMAC key of the anonymous session cookie. Unset: generated once into "
                                   "LIBRA_HOME/session.key (set it when API processes run on several hosts).",

@@ -17,7 +17,7 @@ from server.api import arena, battles, evaluations, health, leaderboard, models,
 from server.api import keys as keys_api
 from server.api import model_pages as model_pages_api
 from server.faults import install_fault_handlers
-from server.middleware import BodyLimit, SecurityHeaders, SessionCookie
+from server.middleware import BodyLimit, RequestLimit, SecurityHeaders, SessionCookie
 from server.observability import install_observability
 from server.openapi import install_docs
 from server.pages import install_pages
@@ -92,6 +92,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     if origins:  # closed unless configured: without the middleware browsers refuse cross-origin reads
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "If-None-Match"])
+    if settings.rate_requests_per_s > 0:  # after the headers, before everything else
+        app.add_middleware(RequestLimit, settings=settings)
     app.add_middleware(SecurityHeaders)
 
 

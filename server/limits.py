@@ -6,6 +6,7 @@ kept only as a salted hash. Each action counts in both buckets (core.keys.limits
 drops its cookie gets a new one each time, and then only the address limit holds it.
 """
 
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -90,6 +91,36 @@ class OpenStreams:
                         del self._open[key]
 
         return release
+
+
+class RequestBudget:
+    """Requests per client address in this process: a bucket of ``burst`` requests, refilled at ``per_s`` a
+    second; a request finding it empty waits (429) until one more has come back.
+
+    The limits counted in Postgres hold what costs the most (battles, votes, submissions); this one bounds
+    the rest a stranger can make the server do: every read of a battle, a model page or the leaderboard
+    costs a request's CPU and often a database read. In memory, so it costs no round trip; per process, as
+    the CPU it guards. It remembers at most ``most_clients`` addresses; past that the one seen longest ago
+    is forgotten (it comes back with a full bucket)."""
+
+    def __init__(self, per_s: float, burst: int, most_clients: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_s, self.burst, self.most_clients, self._clock = per_s, burst, most_clients, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # client: (requests left, when); oldest seen first
+
+    def take(self, client: str) -> float:
+        """0.0 when this request may go on; else the seconds until the client may make one."""
+        now = self._clock()
+        left, at = self._buckets.pop(client, (float(self.burst), now))
+        left = min(float(self.burst), left + (now - at) * self.per_s)
+        wait = 0.0 if left >= 1 else (1 - left) / self.per_s
+        self._buckets[client] = (left - 1 if wait == 0.0 else left, now)  # re-inserted: now the newest
+        if len(self._buckets) > self.most_clients:
+            del self._buckets[next(iter(self._buckets))]
+        return wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 def open_streams(request: Request) -> OpenStreams:

@@ -1,4 +1,5 @@
-"""ASGI middleware: security headers, the request body cap and the anonymous session cookie.
+"""ASGI middleware: security headers, the requests per address, the request body cap and the anonymous
+session cookie.
 
 Plain ASGI rather than ``BaseHTTPMiddleware``, so that streamed answers (SSE) pass through untouched
 and a body is counted as it arrives, never read whole first.
@@ -8,14 +9,18 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import cookie_parser
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from arena.integrity import client_of
 from core.secrets import home_secret
 from core.settings import Settings
+from server.limits import RequestBudget
+from server.voters import client_address
 
 # No 'unsafe-inline': the page loads app.js and style.css only. /docs and /redoc set their own policy.
 CONTENT_SECURITY_POLICY = (
@@ -45,11 +50,41 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-async def send_error(send: Send, status: int, code: str, message: str, field: str | None = None) -> None:
+async def send_error(send: Send, status: int, code: str, message: str, field: str | None = None,
+                     headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     body = json.dumps({"error": {"code": code, "message": message, "field": field}}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+# Never refused: a liveness probe that got 429 would have the process restarted, and /healthz reads nothing;
+# /metrics has its own guard. /readyz reads the database, and a probe's few calls a minute never come near.
+UNLIMITED_PATHS = frozenset({"/api/v1/healthz", "/metrics"})
+
+
+class RequestLimit:
+    """429 `rate_limited` for an address past its request budget (``server.limits.RequestBudget``;
+    LIBRA_RATE_REQUESTS_PER_S and LIBRA_RATE_REQUESTS_BURST). An address is what the rate limits count:
+    behind a trusted proxy the visitor's, an IPv6 client's /64 (``arena.integrity.client_of``)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.trusted = settings.trusted_proxies
+        self.budget = RequestBudget(settings.rate_requests_per_s, settings.rate_requests_burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        wait = self.budget.take(client_of(client_address(Request(scope), self.trusted))[0])
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            await send_error(send, 429, "rate_limited", f"too many requests from this address; try again in {retry} s",
+                             headers=((b"retry-after", str(retry).encode()),))
+            return
+        await self.app(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):

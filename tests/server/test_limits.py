@@ -233,3 +233,42 @@ def test_open_streams_count_per_client_and_address_and_forget_clients_with_none_
     assert not streams._open  # nothing kept for clients that hold no stream
     unlimited = Settings(_env_file=None, database_url=None, arena_streams_per_client=0)
     assert all(streams.take(one, unlimited) for _ in range(100)) and not streams._open
+
+
+def test_the_request_budget_lets_a_burst_through_then_one_request_per_refill_and_forgets_the_longest_unseen() -> None:
+    from server.limits import RequestBudget
+
+    now = [100.0]
+    budget = RequestBudget(per_s=2.0, burst=3, most_clients=2, clock=lambda: now[0])
+    assert [budget.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.take("a") == pytest.approx(0.5)  # empty: one request comes back every 1 / per_s
+    assert budget.take("b") == 0.0  # another address has its own
+    now[0] += 0.5
+    assert budget.take("a") == 0.0 and budget.take("a") == pytest.approx(0.5)  # a refused request took nothing
+    now[0] += 60
+    assert [budget.take("a") for _ in range(4)][-1] > 0  # refilled to the burst, never above it
+    budget.take("c")  # a third address: "b", seen longest ago, is forgotten
+    assert len(budget) == 2 and budget.take("a") > 0 and budget.take("b") == 0.0  # "a" still empty, "b" anew
+
+
+async def test_an_address_past_its_request_budget_gets_429_but_never_on_the_liveness_probe(runtime, seeded) -> None:  # noqa: ANN001
+    from server.app import create_app
+
+    settings = runtime.settings.model_copy(update={"rate_requests_per_s": 0.01, "rate_requests_burst": 4})
+    app = create_app(settings, "unused://")
+    app.state.runtime = runtime
+
+    def client_at(address: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 4711)), base_url="http://t")
+
+    async with client_at("2001:db8:5:1::1") as first, client_at("2001:db8:5:1::2") as same_64, \
+            client_at("203.0.113.5") as other:
+        assert [(await first.get("/api/v1/battles/harm-categories")).status_code for _ in range(3)] == [200] * 3
+        assert (await same_64.get("/api/v1/leaderboard")).status_code == 200  # the 4th of the /64's burst
+        refused = await same_64.post("/api/v1/battles", json={"prompt": "hi"})
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["retry-after"]) <= 100 and refused.headers["x-content-type-options"] == "nosniff"
+        assert [(await first.get("/api/v1/healthz")).status_code for _ in range(10)] == [200] * 10
+        assert (await other.get("/api/v1/battles/harm-categories")).status_code == 200
+    async with transaction(runtime.sessions) as session:  # the refused battle reached nothing
+        assert not list(await session.scalars(select(RateCounter.bucket)))
