@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from server.middleware import UNLIMITED_PATHS
+
 ASSETS = "/docs-assets"
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"
@@ -95,7 +97,8 @@ def _openapi_with_errors(app: FastAPI) -> Callable[[], dict[str, Any]]:
 
 def _declare_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Give every operation our error shape: 401/403 where a key is needed, 404 on paths with an id,
-    422 where FastAPI validates input, and the 4XX/5XX ranges for the rest (409, 500, 503...)."""
+    422 where FastAPI validates input, 429 where a request budget applies (all but the liveness probe),
+    and the 4XX/5XX ranges for the rest (409, 500, 503...)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(_error_schemas())
     for name in ("HTTPValidationError", "ValidationError"):
@@ -120,6 +123,8 @@ def _errors_of(path: str, operation: dict[str, Any]) -> dict[str, Any]:
         wanted["404"] = "Not found"
     if operation.get("security"):
         wanted |= {"401": "Missing or invalid API key", "403": "The API key lacks the scope this needs"}
+    if path not in UNLIMITED_PATHS:
+        wanted["429"] = "Too many requests from this client or address: try again after Retry-After seconds"
     return {code: _error_response(text) for code, text in wanted.items()}
 
 

@@ -59,12 +59,19 @@ async def test_document_declares_the_bearer_key_where_a_key_is_needed(client: ht
 @pytest.mark.parametrize(("path", "method", "status"), [
     ("/api/v1/models", "post", "401"), ("/api/v1/models", "post", "403"), ("/api/v1/models", "post", "422"),
     ("/api/v1/models/{slug}", "get", "404"), ("/api/v1/battles", "post", "422"),
-    ("/api/v1/readyz", "get", "5XX"), ("/api/v1/healthz", "get", "4XX"),
+    ("/api/v1/readyz", "get", "5XX"), ("/api/v1/healthz", "get", "4XX"), ("/api/v1/battles/{battle_id}", "get", "429"),
 ])
 async def test_document_declares_our_error_shape(client: httpx.AsyncClient, path: str, method: str,
                                                  status: str) -> None:
     response = (await _document(client))["paths"][path][method]["responses"][status]
     assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}
+
+
+async def test_every_operation_but_the_liveness_probe_declares_429(client: httpx.AsyncClient) -> None:
+    paths = (await _document(client))["paths"]
+    limited = {path for path, operations in paths.items() for operation in operations.values()
+               if "429" in operation["responses"]}
+    assert set(paths) - limited == {"/api/v1/healthz"}
 
 
 async def test_error_schema_is_error_code_message_field_and_fastapis_is_gone(client: httpx.AsyncClient) -> None:
