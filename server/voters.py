@@ -29,13 +29,22 @@ def _trusted(address: str, networks: tuple[IpNetwork, ...]) -> bool:
     return any(ip in network for network in networks)
 
 
+def _without_port(hop: str) -> str:
+    """A hop's address: some proxies write "203.0.113.7:51234" or "[2001:db8::1]:443", and a port that
+    changes with every connection would make each connection a client of its own."""
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    address, colon, port = hop.rpartition(":")
+    return address if colon and address.count(".") == 3 and port.isdigit() else hop
+
+
 def client_address(request: Request, trusted_proxies: str) -> str:
     """The peer's address; behind a trusted proxy, the nearest X-Forwarded-For hop that is not one."""
     peer = request.client.host if request.client else "unknown"
     networks = _networks(trusted_proxies)
     if not networks or not _trusted(peer, networks):
         return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    hops = [_without_port(h.strip()) for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
     for hop in reversed(hops):
         if not _trusted(hop, networks):
             return hop

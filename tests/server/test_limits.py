@@ -189,6 +189,10 @@ async def test_a_nul_in_a_submission_gets_422_naming_the_field(client, runtime) 
     ("::ffff:10.0.0.5", "203.0.113.9", "10.0.0.0/8", "203.0.113.9"),
     ("10.0.0.5", "2001:db8::1, ::ffff:10.0.0.7", "10.0.0.0/8", "2001:db8::1"),
     ("::ffff:192.0.2.1", "203.0.113.9", "10.0.0.0/8", "::ffff:192.0.2.1"),
+    # Hops with a port (some proxies write one): the port goes, or each connection would be a new client.
+    ("10.0.0.5", "203.0.113.9:51234, 10.0.0.7:443", "10.0.0.0/8", "203.0.113.9"),
+    ("10.0.0.5", "[2001:db8::1]:443", "10.0.0.0/8", "2001:db8::1"),
+    ("10.0.0.5", "2001:db8::1", "10.0.0.0/8", "2001:db8::1"),  # an IPv6 address is not a port
 ])
 def test_client_address_believes_forwarded_for_only_from_trusted_proxies(
     peer: str, forwarded: str, trusted: str, expected: str
