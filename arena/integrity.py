@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 
+from core.addresses import ip_of
 from core.secrets import home_secret
 from core.settings import Settings
 
@@ -41,12 +42,9 @@ def client_of(address: str) -> tuple[str, str]:
     ("2001:db8:1:2::/64", "2001:db8:1::/48"). An IPv4 address in IPv6 form (a dual-stack socket's
     "::ffff:203.0.113.7") is that IPv4 address; what is not an address ("unknown") is its own client and
     range."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = ip_of(address)
+    if ip is None:
         return address, address
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     # Networks from the integer: a scoped address ("fe80::1%eth0") loses its scope, not its network.
     client = str(ip) if ip.version == 4 else str(ipaddress.ip_network((int(ip), _CLIENT_PREFIX_V6), strict=False))
     return client, str(ipaddress.ip_network((int(ip), _RANGE_PREFIX[ip.version]), strict=False))

@@ -14,7 +14,6 @@ since it may come from anywhere.
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import metrics
+from core.addresses import ip_of
 from core.errors import LibraError
 from core.logging import request_id
 from core.settings import Settings
@@ -145,13 +145,9 @@ def bearer_matches(authorization: str, token: str) -> bool:
 def _private(host: str | None) -> bool:
     if host is None:  # a Unix socket: only this machine reaches it
         return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if address.version == 6 and address.ipv4_mapped is not None:  # an IPv4 peer on a dual-stack socket
-        address = address.ipv4_mapped  # (older Python releases counted every such address as private)
-    return address.is_loopback or address.is_private
+    # An IPv4 peer in IPv6 form is judged as IPv4: older Python releases took every such address for private.
+    address = ip_of(host)
+    return address is not None and (address.is_loopback or address.is_private)
 
 
 def process_registry() -> CollectorRegistry:

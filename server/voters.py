@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from arena.integrity import VoterIdentity, identify, voter_salt
+from core.addresses import ip_of
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -20,13 +21,8 @@ def _networks(trusted: str) -> tuple[IpNetwork, ...]:
 
 @lru_cache(maxsize=4096)
 def _trusted(address: str, networks: tuple[IpNetwork, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:  # a dual-stack socket's form of an IPv4 peer
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks)
+    ip = ip_of(address)
+    return ip is not None and any(ip in network for network in networks)
 
 
 def _without_port(hop: str) -> str:
