@@ -57,6 +57,37 @@ async def _round(pool: BackendPool, urls: list[str], calls: int, rng: np.random.
     return {"cpu_ms_per_call": cpu / calls * 1000, "calls_per_s": calls / wall}
 
 
+async def battle_calls_cpu_ms(urls: list[str], callers: int, battles: int, rounds: int = 5) -> float:
+    """CPU ms of this process per battle's two backend calls, median of `rounds`: `callers` battles at a time,
+    each asking two stub endpoints at once for a streamed answer through one `BackendPool`, the way the API
+    process answers a battle (`benchmarks.arena` compares it with `/healthz`)."""
+    pool = BackendPool()
+    config = {"kind": "openai", "model": "stub", "max_retries": 0, "max_concurrency": 2 * callers}
+    backends = [pool.get({**config, "base_url": url}) for url in urls]
+    messages, params = [Message("user", "How do plants make food?")], SamplingParams(max_tokens=8)
+
+    async def answer(backend: Any) -> None:
+        async with backend.stream(messages, params) as stream:
+            async for _ in stream:
+                pass
+
+    async def caller(turns: Any) -> None:
+        for i in turns:
+            await asyncio.gather(answer(backends[i % len(backends)]), answer(backends[(i + 1) % len(backends)]))
+
+    async def one_round(count: int) -> float:
+        turns = iter(range(count))
+        began = own_cpu_s()
+        await asyncio.gather(*(caller(turns) for _ in range(callers)))
+        return (own_cpu_s() - began) / count * 1000
+
+    try:
+        await one_round(4 * callers)  # warm-up: connections opened, code paths loaded
+        return round(statistics.median([await one_round(battles) for _ in range(rounds)]), 4)
+    finally:
+        await pool.aclose()
+
+
 async def _measure(urls: list[str], rounds: int, calls: int) -> dict[str, list[dict[str, float]]]:
     shared_client = httpx.AsyncClient(limits=LIMITS)
     pools = {"per_endpoint": BackendPool(), "shared": BackendPool(http_client=shared_client)}

@@ -1,13 +1,14 @@
 """The arena benchmark's pure parts: the pairing simulation at a tiny size and the shape of its targets.
 No timings are asserted (the figures come from `python -m benchmarks.arena`)."""
 
+import asyncio
 import json
 import os
 
 import httpx
 import numpy as np
 
-from benchmarks import arena, arena_draw, arena_pairing
+from benchmarks import arena, arena_draw, arena_pairing, backend_clients
 
 TINY = arena_pairing.SimPlan(models=4, repeats=1, refresh=200, max_votes=40_000)
 
@@ -50,6 +51,32 @@ def test_targets_merge_the_parts_with_value_goal_and_met() -> None:
     assert found["lost_votes"]["met"] and not found["duplicated_votes"]["met"]
     assert found["retried_votes_same_answer"]["met"]
     assert found["stream_lost_votes"]["value"] == 9  # a part's name never overwrites another target
+
+
+def test_the_battle_target_names_the_ceiling_that_the_two_backend_calls_leave() -> None:
+    phase = {"req_per_s": 100.0, "p99_ms": 10.0}
+    http = {"healthz": {"req_per_s": 1000.0, "p99_ms": 1.0}, "vote": phase, "battle_create": phase,
+            "votes_audit": {"lost": 0, "duplicated": 0}}
+    assert "note" not in arena.targets(http, {})["battle_create_over_healthz_rps"]
+    http["battle_ceiling"] = {"over_healthz_rps": 0.091}
+    found = arena.targets(http, {})["battle_create_over_healthz_rps"]
+    assert found["value"] == 0.1 and not found["met"] and "at most 0.091" in found["note"]
+
+
+def test_the_ceiling_times_real_streamed_calls_through_the_services_backend_pool() -> None:
+    """Two stub endpoints, two battles at a time: every call must stream to its end (a failed call raises),
+    and the CPU per battle is a positive figure (no time is asserted)."""
+    stubs = [arena.start_stub(), arena.start_stub()]
+    try:
+        ms = asyncio.run(backend_clients.battle_calls_cpu_ms([url for _, url in stubs], callers=2, battles=6,
+                                                             rounds=1))
+        ceiling = arena.battle_ceiling([url for _, url in stubs], healthz_per_s=1000.0)
+    finally:
+        for process, _ in stubs:
+            process.kill()
+            process.join()
+    assert ms > 0 and ceiling["two_backend_calls_cpu_ms"] > 0
+    assert ceiling["over_healthz_rps"] == round(1000 / ceiling["two_backend_calls_cpu_ms"] / 1000.0, 4)
 
 
 def test_the_draw_part_compares_the_largest_arena_with_the_smallest_against_linear_growth() -> None:
