@@ -1,8 +1,8 @@
 """`BackendPool`: the one place backends are built, shared resources held.
 
 Build it once at application startup (lifespan) and close it at shutdown. It
-owns the HTTP clients of the endpoints (`inference.http_clients`), the lazily loaded llama.cpp models, one
-concurrency limit per HTTP endpoint, and the GPU engines (loaded once per
+owns the HTTP clients of the endpoints (`inference.http_clients`), the lazily loaded llama.cpp models, the
+concurrency limits of the HTTP endpoints (`_limit`), and the GPU engines (loaded once per
 config: a vLLM engine takes the whole GPU).
 
 Engines are bounded: at most ``max_engines`` stay loaded, and the least recently used idle one is
@@ -14,8 +14,10 @@ busy is closed when its last call ends), and a handle whose engine was evicted l
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from inference.config import (
     BackendConfig,
@@ -77,7 +80,9 @@ class BackendPool:
             egress_allow = (os.environ if environ is None else environ).get("LIBRA_EGRESS_ALLOW", "")
         # One HTTP client per endpoint unless one is given for all, closed when idle (inference.http_clients).
         self.http_clients = EndpointClients(parse_networks(egress_allow), http_client)
-        self._endpoint_limits: dict[str, asyncio.Semaphore] = {}
+        # Held by the backends that use them: a limit nobody holds is dropped (_limit).
+        self._limits: weakref.WeakValueDictionary[tuple[object, ...], asyncio.Semaphore] = (
+            weakref.WeakValueDictionary())
         self._max_engines = max_engines
         self._build = engine_factory or _build_engine
         self._engines: OrderedDict[EngineConfig, _Slot] = OrderedDict()  # least recently used first
@@ -119,11 +124,22 @@ class BackendPool:
     def _openai(self, config: OpenAIConfig) -> Backend:
         from inference.http_backend import OpenAIBackend
 
-        # One limit per endpoint, shared by every model served from it.
         endpoint = str(config.base_url)
-        limit = self._endpoint_limits.setdefault(endpoint, asyncio.Semaphore(config.max_concurrency))
+        key = resolve_api_key(config, self._environ)
         client = self.http_clients.for_endpoint(endpoint, checked=config.egress == "public")
-        return OpenAIBackend(config, client, limit, resolve_api_key(config, self._environ))
+        return OpenAIBackend(config, client, self._limit(config, key), key)
+
+    def _limit(self, config: OpenAIConfig, key: SecretStr | None) -> asyncio.Semaphore:
+        """The concurrency limit that the models of one endpoint share when they declare it alike: the same
+        egress, key and max_concurrency. Keyed by all of them, so a submitted config naming the maintainers'
+        endpoint never sets or takes the limit of their models, and a changed max_concurrency takes effect
+        with the next backend built (calls already running keep the limit they started under)."""
+        account = hashlib.sha256(key.get_secret_value().encode()).hexdigest() if key else None
+        name = (config.egress, str(config.base_url), account, config.max_concurrency)
+        limit = self._limits.get(name)
+        if limit is None:
+            limit = self._limits[name] = asyncio.Semaphore(config.max_concurrency)
+        return limit
 
     def _slot(self, config: EngineConfig) -> _Slot:
         slot = self._engines.get(config)

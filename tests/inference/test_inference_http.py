@@ -148,6 +148,51 @@ async def test_concurrency_limit_per_endpoint(scripted: Any, serve: Any) -> None
 
 
 @pytest.mark.asyncio
+async def test_a_submitted_config_cannot_set_the_limit_of_the_maintainers_endpoint(scripted: Any, serve: Any) -> None:
+    """A submitter who registers the maintainers' endpoint URL with max_concurrency 1 (or 256) gets a limit
+    of their own: the first config built no longer sets the endpoint's limit for every model served there."""
+    backend = scripted(delay_s=0.05)
+    with serve(build_app(backend, "scripted")) as url:
+        pool = BackendPool(egress_allow="127.0.0.1/32")
+        try:
+            submitted = pool.get(_config(url, max_concurrency=1, egress="public"))
+            own = pool.get(_config(url, max_concurrency=3))
+            await asyncio.gather(*(own.generate(QUESTION, SamplingParams()) for _ in range(6)))
+            assert backend.peak == 3
+            backend.peak = 0
+            await asyncio.gather(*(submitted.generate(QUESTION, SamplingParams()) for _ in range(3)))
+            assert backend.peak == 1
+        finally:
+            await pool.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_changed_max_concurrency_takes_effect_and_each_key_has_its_own_limit(scripted: Any,
+                                                                                    serve: Any) -> None:
+    backend = scripted(delay_s=0.05)
+    with serve(build_app(backend, "scripted")) as url:
+        pool = BackendPool()
+        try:
+            before = pool.get(_config(url, max_concurrency=2))
+            after = pool.get(_config(url, max_concurrency=4))  # an admin raised it; `before` is still in use
+            await asyncio.gather(*(after.generate(QUESTION, SamplingParams()) for _ in range(8)))
+            assert backend.peak == 4
+            backend.peak = 0
+            await asyncio.gather(*(before.generate(QUESTION, SamplingParams()) for _ in range(4)))
+            assert backend.peak == 2
+            backend.peak = 0
+            # Two accounts at one provider: its limits are per key, so are ours.
+            first, second = (pool.get(_config(url, max_concurrency=1, api_key=key)) for key in ("k-one", "k-two"))
+            await asyncio.gather(*(b.generate(QUESTION, SamplingParams()) for b in (first, second) for _ in range(2)))
+            assert backend.peak == 2
+            assert len(pool._limits) == 4
+            del before, after, first, second
+            assert not pool._limits  # a limit no backend holds is not kept for the process's life
+        finally:
+            await pool.aclose()
+
+
+@pytest.mark.asyncio
 async def test_slow_backend_times_out(scripted: Any, serve: Any) -> None:
     with serve(build_app(scripted(delay_s=1.0), "scripted")) as url:
         pool = BackendPool()
