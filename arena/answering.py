@@ -78,15 +78,29 @@ async def _generate(backend: object, messages: Sequence[Message], params: Sampli
     return chunks.result
 
 
+def engine_copies(models: Sequence[Contestant]) -> list[int]:
+    """The instance of its embedded engine each side uses (`inference.BackendPool.copies_for`): in a battle
+    between two variants of one embedded model (a system prompt, a correction pass), side b gets a copy of
+    its own. On one instance it would wait for side a's whole answer before its first token, a wait that
+    also tells the visitor that both sides are one model. HTTP endpoints answer side by side anyway."""
+    if sum(model.config.get("kind") == "llamacpp" for model in models) < 2:
+        return [0] * len(models)
+    try:
+        return BackendPool.copies_for([parse_backend_config(dict(model.config)) for model in models])
+    except ValidationError:  # that side fails in answer(), with its own error
+        return [0] * len(models)
+
+
 async def answer(
     pool: BackendPool, model: Contestant, messages: Sequence[Message], max_tokens: int, timeout_s: float,
-    settings: Settings | None, on_text: Callable[[str], None],
+    settings: Settings | None, on_text: Callable[[str], None], copy: int = 0,
 ) -> BattleAnswer:
-    """The side's answer; its visible text goes to ``on_text`` chunk by chunk, already cleaned."""
+    """The side's answer; its visible text goes to ``on_text`` chunk by chunk, already cleaned. ``copy``:
+    which instance of an embedded engine it uses (`engine_copies`)."""
     clock = _Clock(on_text)
     try:
         # Building the backend is inside the try: a missing key or an unloadable engine fails this side only.
-        backend = pool.get(parse_backend_config(backend_config(model, settings)))  # with its decrypted key
+        backend = pool.get(parse_backend_config(backend_config(model, settings)), copy=copy)  # its decrypted key
         params = SamplingParams(max_tokens=max_tokens)
         result = await asyncio.wait_for(_generate(backend, messages, params, clock), timeout_s)
     except (InferenceError, TimeoutError, ValidationError) as exc:

@@ -276,9 +276,10 @@ def _first_turn(battle: Battle, status: BattleStatus, answers: list[AnswerOut]) 
 
 async def _generate(arena: Arena, job: Generation, feed: TurnFeed) -> None:
     sides = [SideFrames("a"), SideFrames("b")]
+    copies = answering.engine_copies(job.models)
     try:
         with interactive():  # a shared embedded engine serves the arena before queued evaluation work
-            await asyncio.gather(*(_answer(arena, job, i, side) for i, side in enumerate(sides)),
+            await asyncio.gather(*(_answer(arena, job, i, side, copies[i]) for i, side in enumerate(sides)),
                                  streaming.pace(feed, sides))
         await job.committed.wait()
         status = await _store_answers(arena, job, [side.answer for side in sides])
@@ -298,10 +299,10 @@ async def _generate(arena: Arena, job: Generation, feed: TurnFeed) -> None:
     feed.finish(status)
 
 
-async def _answer(arena: Arena, job: Generation, index: int, side: SideFrames) -> None:
+async def _answer(arena: Arena, job: Generation, index: int, side: SideFrames, copy: int) -> None:
     limits = arena.limits
     side.answer = await answering.answer(arena.pool, job.models[index], job.conversations[index],
-                                         limits.max_tokens, limits.timeout_s, arena.settings, side.push)
+                                         limits.max_tokens, limits.timeout_s, arena.settings, side.push, copy)
 
 
 async def _fail(sessions: async_sessionmaker[AsyncSession], battle_id: uuid.UUID) -> None:

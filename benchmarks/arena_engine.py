@@ -3,11 +3,13 @@
     python -m benchmarks.arena_engine [--quick] [--no-gemma]
 
 With the real embedded SmolLM2 (one thread), times a battle-like pair of interactive generations (both
-sides on the same engine, `battle_max_tokens` each, inside `inference.priority.interactive()`):
-- on an idle engine;
+sides on the same model, `battle_max_tokens` each, inside `inference.priority.interactive()`; side b on a
+copy of the model, as the service runs such a battle since 2026-12-05: `inference.BackendPool.copies_for`):
+- on an idle engine, and on one instance for both sides (as before the copies);
 - while an evaluation-like batch (16 conversations, `eval_max_tokens` each, greedy) decodes on the same
   engine, with priorities on (the battle jumps the queue and the batch lends its thread between decode
-  steps) and off (`LoadedModel(preempt=False)`: first come, first served, as before);
+  steps) and off (`LoadedModel(preempt=False)`, both sides on that one instance: first come, first
+  served, as before 2026-12-02);
 - in the full run, also while the batch runs on Gemma, a different embedded model with its own thread
   (CPU contention rather than queueing).
 Rounds interleave idle, on and off so that drifting machine load hits all three alike; each round starts a
@@ -58,22 +60,26 @@ FULL = Plan(rounds=3, battle_tokens=200, eval_tokens=256, gemma=True)
 
 @dataclass
 class Engine:
-    """One loaded model with an evaluation backend and the two arena sides on it."""
+    """One loaded model with an evaluation backend and the two arena sides on it (side b on a copy, if any)."""
 
     model: LoadedModel
+    copy: LoadedModel | None
     evaluation: LlamaCppBackend
     side_a: LlamaCppBackend
     side_b: LlamaCppBackend
 
 
-def _engine(name: str, cache_dir: Path, *, preempt: bool) -> Engine:
+def _engine(name: str, cache_dir: Path, *, preempt: bool, side_b_copy: bool = True) -> Engine:
     base = LlamaCppConfig(kind="llamacpp", model=name)
     model = LoadedModel(ModelKey(name, base.n_ctx, base.n_threads), cache_dir, preempt=preempt)
+    copy = LoadedModel(ModelKey(name, base.n_ctx, base.n_threads, 1), cache_dir, preempt=preempt) if side_b_copy \
+        else None
 
-    def backend(system: str | None) -> LlamaCppBackend:
-        return LlamaCppBackend(base.model_copy(update={"system_prompt": system}), model)
+    def backend(system: str | None, on: LoadedModel) -> LlamaCppBackend:
+        return LlamaCppBackend(base.model_copy(update={"system_prompt": system}), on)
 
-    return Engine(model, backend(None), backend("Answer helpfully."), backend("Answer carefully and safely."))
+    return Engine(model, copy, backend(None, model), backend("Answer helpfully.", model),
+                  backend("Answer carefully and safely.", copy or model))
 
 
 def _ask(text: str) -> list[Message]:
@@ -88,6 +94,7 @@ def _eval_batch() -> list[list[Message]]:
 class Timing:
     battle_s: float  # until both sides have answered
     first_token_s: float  # until the first side's first token (what a streaming page shows first)
+    both_started_s: float  # until the later side's first token (until both sides show text)
     tokens: int
 
 
@@ -99,8 +106,8 @@ async def _battle(engine: Engine, plan: Plan, seed: int) -> Timing:
     with interactive():
         answers = await asyncio.gather(engine.side_a.generate(prompt, params),
                                        engine.side_b.generate(prompt, params))
-    first = min(a.ttft_s for a in answers if a.ttft_s is not None)
-    return Timing(time.perf_counter() - started, first, sum(a.completion_tokens for a in answers))
+    starts = [a.ttft_s for a in answers if a.ttft_s is not None]
+    return Timing(time.perf_counter() - started, min(starts), max(starts), sum(a.completion_tokens for a in answers))
 
 
 async def _eval_once(engine: Engine, plan: Plan) -> float:
@@ -125,19 +132,22 @@ async def _during_eval(evaluating: Engine, arena: Engine, plan: Plan, delay_s: f
 
 async def _measure(plan: Plan, cache_dir: Path) -> dict[str, Any]:
     rng = np.random.default_rng(SEED)
-    on, off = _engine(SMOL, cache_dir, preempt=True), _engine(SMOL, cache_dir, preempt=False)
-    other = _engine(GEMMA, cache_dir, preempt=True) if plan.gemma else None
+    on, off = _engine(SMOL, cache_dir, preempt=True), _engine(SMOL, cache_dir, preempt=False, side_b_copy=False)
+    other = _engine(GEMMA, cache_dir, preempt=True, side_b_copy=False) if plan.gemma else None
     engines = [e for e in (on, off, other) if e is not None]
     try:
         for engine in engines:  # loads, and a first batch context, outside the timings
             await engine.evaluation.generate(_ask("Warm up."), SamplingParams(max_tokens=2))
+            await engine.side_b.generate(_ask("Warm up."), SamplingParams(max_tokens=2))
         batch_s = await _eval_once(on, plan)
         tokens = (await _battle(on, plan, seed=0)).tokens
-        samples: dict[str, list[Timing]] = {"idle": [], "priority_on": [], "priority_off": [], "other_model": []}
+        samples: dict[str, list[Timing]] = {"idle": [], "idle_one_instance": [], "priority_on": [], "priority_off": [],
+                                            "other_model": []}
         for index in range(plan.rounds):
             delay = float(rng.uniform(0.1, 0.5)) * batch_s
             print(f"round {index + 1}/{plan.rounds}: battle {delay:.2f} s into a batch", file=sys.stderr)
             samples["idle"].append(await _battle(on, plan, seed=index))
+            samples["idle_one_instance"].append(await _battle(off, plan, seed=index))
             samples["priority_on"].append(await _during_eval(on, on, plan, delay, seed=index))
             samples["priority_off"].append(await _during_eval(off, off, plan, delay, seed=index))
             if other is not None:
@@ -146,6 +156,8 @@ async def _measure(plan: Plan, cache_dir: Path) -> dict[str, Any]:
     finally:
         for engine in engines:
             await asyncio.to_thread(engine.model.close)
+            if engine.copy is not None:
+                await asyncio.to_thread(engine.copy.close)
 
 
 def _report(plan: Plan, samples: dict[str, list[Timing]], batch_s: float, tokens: int, lent: int) -> dict[str, Any]:
@@ -153,6 +165,7 @@ def _report(plan: Plan, samples: dict[str, list[Timing]], batch_s: float, tokens
     samples = {name: values for name, values in samples.items() if values}
     median = {name: statistics.median(t.battle_s for t in values) for name, values in samples.items()}
     first = {name: round(statistics.median(t.first_token_s for t in values), 3) for name, values in samples.items()}
+    both = {name: round(statistics.median(t.both_started_s for t in values), 3) for name, values in samples.items()}
     ratio = {name: round(value / median["idle"], 3) for name, value in median.items() if name != "idle"}
     figures: dict[str, Any] = {
         "battle_idle_s": round(median["idle"], 3),
@@ -162,6 +175,7 @@ def _report(plan: Plan, samples: dict[str, list[Timing]], batch_s: float, tokens
         "eval_batch_s": round(batch_s, 3),
         "interactive_calls_lent_by_batches": lent,
         "first_token_s": first,
+        "both_sides_first_token_s": both,
         "samples_s": {name: [round(t.battle_s, 3) for t in values] for name, values in samples.items()},
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
@@ -172,7 +186,9 @@ def _report(plan: Plan, samples: dict[str, list[Timing]], batch_s: float, tokens
         figures["battle_during_eval_on_gemma_s"] = round(median["other_model"], 3)
         figures["during_other_model_eval_over_idle"] = ratio["other_model"]
     baseline = {"battle_during_eval_priority_off_s": round(median["priority_off"], 3),
-                "during_eval_over_idle_priority_off": ratio["priority_off"]}
+                "during_eval_over_idle_priority_off": ratio["priority_off"],
+                "battle_idle_one_instance_s": round(median["idle_one_instance"], 3),
+                "idle_one_instance_over_idle": ratio["idle_one_instance"]}
     targets = {"battle_during_eval_over_idle": {
         "value": ratio["priority_on"], "goal": "<= 1.5 (same engine, medians)", "met": ratio["priority_on"] <= 1.5,
     }}

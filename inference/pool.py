@@ -94,16 +94,34 @@ class BackendPool:
         """Engines loaded now (evicted ones still finishing a call not counted)."""
         return len(self._engines)
 
-    def get(self, config: BackendConfig | Mapping[str, Any]) -> Backend:
-        """The backend for a config (a validated config or its dict)."""
+    def get(self, config: BackendConfig | Mapping[str, Any], *, copy: int = 0) -> Backend:
+        """The backend for a config (a validated config or its dict). An embedded model's `copy` > 0 is
+        another instance of it (`copies_for`); other kinds serve concurrent calls anyway and ignore it."""
         config = _validated(config)
         if isinstance(config, LlamaCppConfig):
-            key = ModelKey(config.model, config.n_ctx, config.n_threads)
+            key = ModelKey(config.model, config.n_ctx, config.n_threads, copy)
             return LlamaCppBackend(config, self._models.get(key))
         if isinstance(config, OpenAIConfig):
             return self._openai(config)
         self._slot(config)  # built now, so that a config that cannot load fails here
         return EngineHandle(self, config)
+
+    @staticmethod
+    def copies_for(configs: Sequence[BackendConfig]) -> list[int]:
+        """The `copy` of `get` for each of several configs called at the same time: 0, except for a config
+        whose embedded model an earlier one of them also uses, which gets the next copy. One instance
+        decodes one call at a time, so the second of two arena sides on one model would otherwise show
+        nothing until the first had finished."""
+        seen: dict[ModelKey, int] = {}
+        copies = []
+        for config in configs:
+            if not isinstance(config, LlamaCppConfig):
+                copies.append(0)
+                continue
+            key = ModelKey(config.model, config.n_ctx, config.n_threads)
+            copies.append(seen.get(key, 0))
+            seen[key] = copies[-1] + 1
+        return copies
 
     async def evict(self, config: BackendConfig | Mapping[str, Any]) -> None:
         """Close the engine of a config (a retired model); one in use is closed when its calls end."""

@@ -29,7 +29,7 @@ class CannedBackendPoolForTests:
     def __init__(self) -> None:
         self.real = BackendPool()
 
-    def get(self, config):  # noqa: ANN001, ANN201
+    def get(self, config, copy: int = 0):  # noqa: ANN001, ANN201
         if config.kind == "openai":
             return self.real.get(config)
         return CannedTextBackendForTests(getattr(config, "system_prompt", None) and "guarded" or config.kind)

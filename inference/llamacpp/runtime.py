@@ -61,11 +61,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class ModelKey:
-    """What makes two loaded instances different."""
+    """What makes two loaded instances different. `copy` > 0 is another instance of the same file and
+    settings, with its own thread and context, so that calls made together (the arena's two sides on one
+    model) decode side by side instead of one after the other; the weights are mapped from the file, so a
+    copy adds its context, not the model's size."""
 
     model: str
     n_ctx: int
     n_threads: int
+    copy: int = 0
 
 
 class LoadedModel:
@@ -75,7 +79,8 @@ class LoadedModel:
         """`preempt=False` restores first-come-first-served with no lending (for benchmarks only)."""
         self.key = key
         self._cache_dir = cache_dir
-        self._executor = PriorityExecutor(f"llama-{key.model}", preempt=preempt)
+        name = f"llama-{key.model}" + (f"-copy{key.copy}" if key.copy else "")
+        self._executor = PriorityExecutor(name, preempt=preempt)
         # Re-entrant: an interactive call lent the thread runs inside a batch that holds the lock.
         self._lock = threading.RLock()
         self._llm: Llama | None = None
@@ -162,6 +167,7 @@ class LoadedModel:
                 "model": self.key.model,
                 "n_threads": self.key.n_threads,
                 "n_ctx": self.key.n_ctx,
+                "copy": self.key.copy,
                 "load_s": round(time.perf_counter() - started, 3),
             },
         )

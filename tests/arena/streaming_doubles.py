@@ -54,8 +54,10 @@ class DoublePoolForTests:
 
     def __init__(self, **doubles: StreamingDoubleForTests) -> None:
         self.doubles = doubles
+        self.copies: list[tuple[str, int]] = []  # (system prompt, copy) of each backend asked for
 
-    def get(self, config) -> StreamingDoubleForTests:
+    def get(self, config, copy: int = 0) -> StreamingDoubleForTests:
+        self.copies.append((config.system_prompt, copy))
         return self.doubles[config.system_prompt]
 
 

@@ -47,7 +47,7 @@ class RecordingBackendPoolForTests:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def get(self, config):
+    def get(self, config, copy: int = 0):
         return RecordingBackendForTests(self.seen)
 
     async def evict(self, config) -> None:

@@ -108,7 +108,7 @@ class ScriptedPoolForTests:
     def __init__(self, *texts: str | None) -> None:
         self.texts = list(texts)
 
-    def get(self, config) -> ScriptedTextForTests:
+    def get(self, config, copy: int = 0) -> ScriptedTextForTests:
         return ScriptedTextForTests(self.texts.pop(0))
 
 

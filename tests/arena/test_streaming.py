@@ -11,12 +11,13 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from arena import service, streaming
+from arena import answering, service, streaming
 from arena.models import Battle, BattleAnswer, BattleStatus
 from arena.schemas import BattleIn
 from arena.service import Arena
 from arena.streaming import SideFrames, StreamHub, TurnFeed
 from core.db import transaction
+from core.registry.models import Contestant
 from core.settings import Settings
 from inference.errors import BackendUnavailable
 from tests.arena.streaming_doubles import (
@@ -70,6 +71,29 @@ async def test_stream_mode_answers_at_once_then_streams_both_sides(runtime, mode
         assert [side_text(events, s) for s in "ab"] == [a["text"] for a in stored["answers"]] == [TEXT, TEXT]
         voted = await http.post(f"/api/v1/battles/{created['id']}/vote", json={"helpfulness": "a"})
         assert voted.status_code == 200 and voted.json()["vote_counted"] is True
+
+
+async def test_two_sides_on_one_embedded_model_use_two_copies_of_it(runtime, models) -> None:
+    """Both doubles here are SmolLM2 with a system prompt: side b gets a copy of its own
+    (inference.BackendPool.copies_for), or it would show nothing until side a had finished."""
+    pool = both()
+    async with client_for(runtime, pool) as http:
+        _, events = await _streamed(http)
+        assert events[-1].data == {"status": "ready"}
+    assert sorted(copy for _, copy in pool.copies) == [0, 1]
+    assert {prompt for prompt, _ in pool.copies} == {"chars", "words"}
+
+
+def test_only_two_sides_on_one_embedded_engine_get_copies() -> None:
+    def model(**config) -> Contestant:
+        return Contestant(config=config)
+
+    smol = {"kind": "llamacpp", "model": "smollm2-135m-instruct"}
+    http = {"kind": "openai", "base_url": "https://api.example.com/v1", "model": "m"}
+    assert answering.engine_copies([model(**smol), model(**smol, correction_pass=True)]) == [0, 1]
+    assert answering.engine_copies([model(**smol), model(kind="llamacpp", model="gemma3-270m")]) == [0, 0]
+    assert answering.engine_copies([model(**http), model(**http)]) == [0, 0]
+    assert answering.engine_copies([model(**smol), model(**smol, n_ctx=1)]) == [0, 0]  # fails in answer()
 
 
 async def test_a_reader_resumes_after_last_event_id(runtime, models) -> None:

@@ -45,7 +45,7 @@ class ScriptedByModelPoolForTests:
     def __init__(self, **texts: str) -> None:
         self.texts = texts
 
-    def get(self, config) -> ScriptedByModelForTests:
+    def get(self, config, copy: int = 0) -> ScriptedByModelForTests:
         return ScriptedByModelForTests(self.texts[config.system_prompt])
 
 

@@ -19,6 +19,7 @@ from inference import (
     ModelFileMissing,
     RequestRejected,
     SamplingParams,
+    parse_backend_config,
 )
 from inference.llamacpp import prompts
 from inference.llamacpp.files import EmbeddedModelFile, resolve_model_file
@@ -27,6 +28,7 @@ from inference.openai_server import build_app
 SMOL = {"kind": "llamacpp", "model": "smollm2-135m-instruct"}
 GEMMA = {"kind": "llamacpp", "model": "gemma3-270m"}
 SHORT = SamplingParams(max_tokens=8, temperature=0.7, seed=11)
+LONG = SamplingParams(max_tokens=48, temperature=0.7, seed=11)
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
@@ -181,6 +183,39 @@ async def test_concurrent_streams_share_one_model_and_the_loop_stays_free(model_
     assert all(r.completion_tokens > 0 for r in results)
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert len(ticks) > 5 and max(gaps) < 0.5  # nothing blocked the event loop for long
+
+
+def test_calls_made_together_get_a_copy_of_an_embedded_model_an_earlier_one_uses() -> None:
+    configs = [parse_backend_config(c) for c in (
+        SMOL, {**SMOL, "system_prompt": "Be safe."}, GEMMA, {**SMOL, "correction_pass": True},
+        {**SMOL, "n_ctx": 1024}, {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"})]
+    assert BackendPool.copies_for(configs) == [0, 1, 0, 2, 0, 0]  # another n_ctx is another instance anyway
+    assert BackendPool.copies_for(configs[2:4]) == [0, 0]
+
+
+@pytest.mark.model
+@pytest.mark.asyncio
+async def test_two_variants_of_one_model_stream_side_by_side_on_their_copies(model_cache_dir: Path) -> None:
+    """The arena's two sides on SmolLM2 (one with a system prompt): on one instance side b's first chunk
+    came only after side a's last; each on its own copy, both stream at once."""
+    pool = BackendPool(cache_dir=model_cache_dir)
+    configs = [parse_backend_config(SMOL), parse_backend_config({**SMOL, "system_prompt": "Be brief."})]
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+
+    async def side(i: int, backend: Any) -> None:
+        async with backend.stream(_ask("Write a long story about a cat."), LONG) as stream:
+            async for chunk in stream:
+                first.setdefault(i, time.perf_counter())
+                last[i] = time.perf_counter()
+
+    try:
+        backends = [pool.get(c, copy=k) for c, k in zip(configs, BackendPool.copies_for(configs), strict=True)]
+        await asyncio.gather(*(b.generate(_ask("Warm up."), SamplingParams(max_tokens=1)) for b in backends))
+        await asyncio.gather(*(side(i, b) for i, b in enumerate(backends)))
+    finally:
+        await pool.aclose()
+    assert first[1] < last[0] and first[0] < last[1]
 
 
 @pytest.mark.model
