@@ -204,7 +204,7 @@ async def test_two_variants_of_one_model_stream_side_by_side_on_their_copies(mod
     last: dict[int, float] = {}
 
     async def side(i: int, backend: Any) -> None:
-        async with backend.stream(_ask("Write a long story about a cat."), LONG) as stream:
+        async with backend.stream(_ask("Count from 1 to 100, with commas."), LONG) as stream:
             async for chunk in stream:
                 first.setdefault(i, time.perf_counter())
                 last[i] = time.perf_counter()
