@@ -27,7 +27,7 @@ from core.secrets import backend_config
 from core.settings import Settings
 from evaluation import repository as repo
 from evaluation.models import EvalRun, RunReason, RunScope, RunStatus
-from evaluation.runs.endpoint_check import check_endpoint, needs_endpoint_check
+from evaluation.runs.endpoint_check import check_endpoint, needs_endpoint_check, within_budget
 from evaluation.runs.fingerprints import model_fingerprint, score_fingerprint
 from evaluation.runs.generation import backend_generate, batching_for
 from evaluation.runs.runner import (
@@ -176,9 +176,10 @@ async def _execute(
             async with transaction(deps.sessions) as session:
                 listener.planned(await repo.run_progress(session, run.id))
         store = repo.PostgresItemStore(deps.sessions, run.id, listener.saved if listener else None)
-        report = await run_evaluation(plan.suite.tasks, backend_generate(plan.backend, plan.params), store,
-                                      plan.run_settings, judge=plan.judge, sample=plan.sample,
-                                      suite_version=plan.suite.version)
+        report = await within_budget(
+            run_evaluation(plan.suite.tasks, backend_generate(plan.backend, plan.params), store, plan.run_settings,
+                           judge=plan.judge, sample=plan.sample, suite_version=plan.suite.version),
+            _budget_of(model, deps.settings))
         return await _finish(deps, run, plan, report)
     except LibraError as exc:  # an expected failure (bad config, retired model): the reason is shown
         return await _fail(deps, run.id, exc.message)
@@ -188,6 +189,13 @@ async def _execute(
     except Exception as exc:
         await _fail(deps, run.id, f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _budget_of(model: Contestant, settings: Settings) -> float | None:
+    """Submitted endpoints' runs have a time budget (evaluation.runs.endpoint_check); the server's own
+    models are their operators' to size."""
+    budget = settings.eval_submitted_budget_s
+    return budget if budget > 0 and needs_endpoint_check(model.config) else None
 
 
 # The first key of pg_advisory_lock(int, int) for evaluation runs (the second is the run id).

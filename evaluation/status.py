@@ -16,6 +16,7 @@ from core.registry.models import Contestant, ContestantStatus
 from core.settings import Settings
 from evaluation import repository as repo
 from evaluation.models import EvalRun, JudgeAgreement, RunScope, RunStatus
+from evaluation.runs.endpoint_check import BUDGET_SPENT
 from evaluation.schemas import (
     EvaluationOut,
     FailureOut,
@@ -74,6 +75,8 @@ def _hides_errors(model: Contestant, viewer: ApiKey | None) -> bool:
 
 def error_category(error: str) -> str:
     """The stable code of a run's error (`backend_unavailable`, `timeout`...), `error` when it has none."""
+    if error.startswith(BUDGET_SPENT):
+        return "timeout"
     if error.startswith(("the backend failed on every item", "endpoint check failed")) and "first error: " in error:
         found = _ERROR_CODE.search(error)
         return found.group(1) if found else "backend_error"

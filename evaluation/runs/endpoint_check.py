@@ -1,12 +1,17 @@
-"""One short request to a submitted endpoint before its evaluation plans ~1,150 items.
+"""What a submitted endpoint may cost a worker: one short request before its evaluation plans ~1,150
+items, and a time budget for the whole run.
 
 A wrong URL, a bad key or a server that is not OpenAI-compatible would otherwise fail every item in
-turn, each after its own retries; the check fails the run at once with the reason instead.
+turn, each after its own retries; the check fails the run at once with the reason instead. An endpoint
+that answers, but slowly, passes the check: its owner also picks how few calls it takes at once
+(`max_concurrency` 1) and how long each may take, so without a budget one submission could hold a
+worker (which runs one evaluation at a time by default) for days: 1,150 items of up to
+`LIBRA_EVAL_BATCH_TIMEOUT_S` (900 s) each, one after another.
 """
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from core.errors import LibraError
 from inference import (
@@ -20,7 +25,10 @@ from inference import (
     SamplingParams,
 )
 
+T = TypeVar("T")
+
 CHECK_TIMEOUT_S = 15.0
+BUDGET_SPENT = "stopped after its time budget"  # how a run's error begins when the budget ended it
 _CHECK_PARAMS = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=1, seed=0)
 _PROMPT = [Message("user", "Say OK.")]
 
@@ -39,6 +47,20 @@ async def check_endpoint(backend: Backend, timeout_s: float = CHECK_TIMEOUT_S) -
     if isinstance(answer, InferenceError):
         raise LibraError(f"endpoint check failed, {_reason(answer)}; first error: {answer.code}: {answer.message}",
                          code="endpoint_check_failed")
+
+
+async def within_budget(evaluation: Awaitable[T], budget_s: float | None) -> T:
+    """The evaluation's result, or a LibraError once it has run ``budget_s`` (None: no limit). Stopping it
+    is a cancellation, as when a worker stops: the items finished so far are stored, and the next run of
+    the same inputs resumes from them."""
+    if budget_s is None:
+        return await evaluation
+    try:
+        return await asyncio.wait_for(evaluation, budget_s)
+    except TimeoutError:
+        raise LibraError(f"{BUDGET_SPENT} ({budget_s:g} s, LIBRA_EVAL_SUBMITTED_BUDGET_S): the endpoint answers "
+                         "too slowly for the suite; the items it finished are kept, and a new run resumes from "
+                         "them", code="evaluation_budget_spent") from None
 
 
 def _reason(error: InferenceError) -> str:
