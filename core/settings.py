@@ -80,8 +80,9 @@ class Settings(BaseSettings):
     eval_max_tokens: int = Field(default=256, ge=1, le=32_768, description="Token cap per evaluation answer.")
     eval_batch_timeout_s: float = Field(default=900.0, gt=0, description="Time limit for one generation batch.")
     eval_submitted_budget_s: float = Field(
-        default=7200.0, ge=0, description="Wall time one evaluation run of a submitted endpoint may take (0: no "
-                                          "limit); past it the run fails, keeping the items it finished.",
+        default=7200.0, ge=0, description="Wall time a submitted endpoint may take to answer one evaluation "
+                                          "run's items (0: no limit); past it the run fails, keeping the items it "
+                                          "finished.",
     )
     eval_seed: int = Field(default=0, ge=0, description="Run seed: sampling seed and attack transforms.")
     eval_judge: str | None = Field(default=None, description="Slug of a registered model used as refusal judge.")

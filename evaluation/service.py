@@ -27,7 +27,7 @@ from core.secrets import backend_config
 from core.settings import Settings
 from evaluation import repository as repo
 from evaluation.models import EvalRun, RunReason, RunScope, RunStatus
-from evaluation.runs.endpoint_check import check_endpoint, needs_endpoint_check, within_budget
+from evaluation.runs.endpoint_check import check_endpoint, needs_endpoint_check
 from evaluation.runs.fingerprints import model_fingerprint, score_fingerprint
 from evaluation.runs.generation import backend_generate, batching_for
 from evaluation.runs.runner import (
@@ -176,10 +176,9 @@ async def _execute(
             async with transaction(deps.sessions) as session:
                 listener.planned(await repo.run_progress(session, run.id))
         store = repo.PostgresItemStore(deps.sessions, run.id, listener.saved if listener else None)
-        report = await within_budget(
-            run_evaluation(plan.suite.tasks, backend_generate(plan.backend, plan.params), store, plan.run_settings,
-                           judge=plan.judge, sample=plan.sample, suite_version=plan.suite.version),
-            _budget_of(model, deps.settings))
+        report = await run_evaluation(plan.suite.tasks, backend_generate(plan.backend, plan.params), store,
+                                      plan.run_settings, judge=plan.judge, sample=plan.sample,
+                                      suite_version=plan.suite.version)
         return await _finish(deps, run, plan, report)
     except LibraError as exc:  # an expected failure (bad config, retired model): the reason is shown
         return await _fail(deps, run.id, exc.message)
@@ -192,8 +191,8 @@ async def _execute(
 
 
 def _budget_of(model: Contestant, settings: Settings) -> float | None:
-    """Submitted endpoints' runs have a time budget (evaluation.runs.endpoint_check); the server's own
-    models are their operators' to size."""
+    """Submitted endpoints' answers have a time budget per run (evaluation.runs.endpoint_check); the server's
+    own models are their operators' to size, and scoring (our rules and judge) is outside it."""
     budget = settings.eval_submitted_budget_s
     return budget if budget > 0 and needs_endpoint_check(model.config) else None
 
@@ -279,7 +278,7 @@ async def _plan(deps: EvalDeps, run: EvalRun, model: Contestant) -> Plan:
     run_settings = RunSettings(
         model_config={**model.config, "prompts_version": PROMPTS_VERSION}, sampling=params.fingerprint_dict(),
         seed=settings.eval_seed, batch_size=batch_size, max_concurrency=concurrency,
-        timeout_s=settings.eval_batch_timeout_s,
+        timeout_s=settings.eval_batch_timeout_s, generation_budget_s=_budget_of(model, settings),
     )
     judge = await build_judge(deps)
     work = await asyncio.to_thread(plan_run, suite.tasks, run_settings, sample)

@@ -49,14 +49,14 @@ async def check_endpoint(backend: Backend, timeout_s: float = CHECK_TIMEOUT_S) -
                          code="endpoint_check_failed")
 
 
-async def within_budget(evaluation: Awaitable[T], budget_s: float | None) -> T:
-    """The evaluation's result, or a LibraError once it has run ``budget_s`` (None: no limit). Stopping it
-    is a cancellation, as when a worker stops: the items finished so far are stored, and the next run of
-    the same inputs resumes from them."""
+async def within_budget(generation: Awaitable[T], budget_s: float | None) -> T:
+    """The run's generation, or a LibraError once it has run ``budget_s`` (None: no limit). Stopping it is
+    a cancellation, as when a worker stops: the items finished so far are stored, and the next run of the
+    same inputs resumes from them."""
     if budget_s is None:
-        return await evaluation
+        return await generation
     try:
-        return await asyncio.wait_for(evaluation, budget_s)
+        return await asyncio.wait_for(generation, budget_s)
     except TimeoutError:
         raise LibraError(f"{BUDGET_SPENT} ({budget_s:g} s, LIBRA_EVAL_SUBMITTED_BUDGET_S): the endpoint answers "
                          "too slowly for the suite; the items it finished are kept, and a new run resumes from "

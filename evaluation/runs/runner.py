@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from core import metrics
+from evaluation.runs.endpoint_check import within_budget
 from evaluation.runs.fingerprints import (
     generation_fingerprint,
     model_fingerprint,
@@ -44,6 +45,8 @@ class RunSettings:
     """``generate`` calls in flight at once: raise it for HTTP backends."""
     timeout_s: float | None = None
     """Per-batch limit; a batch that exceeds it gets status ``timeout``."""
+    generation_budget_s: float | None = None
+    """Wall time for all of the run's generation (a submitted endpoint's: ``endpoint_check.within_budget``)."""
     retry_failed: bool = True
 
 
@@ -160,7 +163,7 @@ async def _generation_phase(
         return records
 
     jobs = [lambda b=batch: run_batch(b) for batch in _chunks(todo, settings.batch_size)]
-    for records in await _bounded(jobs, settings.max_concurrency):
+    for records in await within_budget(_bounded(jobs, settings.max_concurrency), settings.generation_budget_s):
         done.update({record.fingerprint: record for record in records})
     return done, len(todo)
 
