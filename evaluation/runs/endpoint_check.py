@@ -1,5 +1,5 @@
 """What a submitted endpoint may cost a worker: one short request before its evaluation plans ~1,150
-items, and a time budget for the whole run.
+items, and a time budget for its answers in each run.
 
 A wrong URL, a bad key or a server that is not OpenAI-compatible would otherwise fail every item in
 turn, each after its own retries; the check fails the run at once with the reason instead. An endpoint
