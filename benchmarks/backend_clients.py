@@ -47,14 +47,19 @@ async def _round(pool: BackendPool, urls: list[str], calls: int, rng: np.random.
 
     async def caller() -> None:
         for pick in picks:
-            async with backends[pick].stream(messages, params) as stream:
-                async for _ in stream:
-                    pass
+            await _streamed(backends[pick], messages, params)
 
     began, began_cpu = time.perf_counter(), own_cpu_s()
     await asyncio.gather(*(caller() for _ in range(CALLERS)))
     wall, cpu = time.perf_counter() - began, own_cpu_s() - began_cpu
     return {"cpu_ms_per_call": cpu / calls * 1000, "calls_per_s": calls / wall}
+
+
+async def _streamed(backend: Any, messages: list[Message], params: SamplingParams) -> None:
+    """One streamed answer, read to its end."""
+    async with backend.stream(messages, params) as stream:
+        async for _ in stream:
+            pass
 
 
 async def battle_calls_cpu_ms(urls: list[str], callers: int, battles: int, rounds: int = 5) -> float:
@@ -66,14 +71,9 @@ async def battle_calls_cpu_ms(urls: list[str], callers: int, battles: int, round
     backends = [pool.get({**config, "base_url": url}) for url in urls]
     messages, params = [Message("user", "How do plants make food?")], SamplingParams(max_tokens=8)
 
-    async def answer(backend: Any) -> None:
-        async with backend.stream(messages, params) as stream:
-            async for _ in stream:
-                pass
-
     async def caller(turns: Any) -> None:
         for i in turns:
-            await asyncio.gather(answer(backends[i % len(backends)]), answer(backends[(i + 1) % len(backends)]))
+            await asyncio.gather(*(_streamed(backends[(i + side) % len(backends)], messages, params) for side in (0, 1)))
 
     async def one_round(count: int) -> float:
         turns = iter(range(count))

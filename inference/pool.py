@@ -99,8 +99,7 @@ class BackendPool:
         another instance of it (`copies_for`); other kinds serve concurrent calls anyway and ignore it."""
         config = _validated(config)
         if isinstance(config, LlamaCppConfig):
-            key = ModelKey(config.model, config.n_ctx, config.n_threads, copy)
-            return LlamaCppBackend(config, self._models.get(key))
+            return LlamaCppBackend(config, self._models.get(_model_key(config, copy)))
         if isinstance(config, OpenAIConfig):
             return self._openai(config)
         self._slot(config)  # built now, so that a config that cannot load fails here
@@ -118,7 +117,7 @@ class BackendPool:
             if not isinstance(config, LlamaCppConfig):
                 copies.append(0)
                 continue
-            key = ModelKey(config.model, config.n_ctx, config.n_threads)
+            key = _model_key(config)
             copies.append(seen.get(key, 0))
             seen[key] = copies[-1] + 1
         return copies
@@ -208,6 +207,11 @@ class BackendPool:
             slot.in_flight -= 1
             if slot.evicted and slot.in_flight == 0:
                 self._close_soon(slot.engine)
+
+
+def _model_key(config: LlamaCppConfig, copy: int = 0) -> ModelKey:
+    """The loaded instance a config runs on: configs that differ only in prompts share it."""
+    return ModelKey(config.model, config.n_ctx, config.n_threads, copy)
 
 
 class EngineHandle:
